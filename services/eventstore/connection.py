@@ -1,0 +1,50 @@
+"""Connecting to NATS with the options every InMail process shares."""
+
+from __future__ import annotations
+
+import nats
+from nats.aio.client import Client as NATS
+
+
+class NatsUnreachable(ConnectionError):
+    """The NATS server at the given URL did not accept a connection."""
+
+
+async def connect(url: str, *, name: str = "inmail", connect_timeout: float = 2.0) -> NATS:
+    """Connect with reconnection forever and no publish buffering while disconnected.
+
+    ``pending_size=0`` makes a publish during a reconnection fail at once instead of
+    being buffered and sent later: a command answered ``UNAVAILABLE`` must never be
+    recorded afterwards by a buffered write.
+    """
+    try:
+        nc = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=connect_timeout,
+            allow_reconnect=True,
+            # nats-py applies this limit to the first connection too: keep it small so an
+            # unreachable URL fails fast, then reconnect forever once connected.
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.25,
+            pending_size=0,
+            max_outstanding_pings=3,
+            ping_interval=5,
+            error_cb=_quiet,
+            disconnected_cb=_quiet_event,
+            reconnected_cb=_quiet_event,
+            closed_cb=_quiet_event,
+        )
+    except Exception as exc:
+        raise NatsUnreachable(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
+    nc.options["max_reconnect_attempts"] = -1
+    return nc
+
+
+async def _quiet(exc: Exception) -> None:
+    # nats-py prints every connection error to stderr by default; reconnection is handled.
+    return None
+
+
+async def _quiet_event() -> None:
+    return None

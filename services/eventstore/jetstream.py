@@ -1,0 +1,526 @@
+"""The async event store: one JetStream stream, one subject per aggregate.
+
+A subject's last stream sequence is its aggregate's version. Appends carry
+``Nats-Expected-Last-Subject-Sequence`` (optimistic concurrency) and
+``Nats-Msg-Id`` (the event id, so a retried append is dropped by the server).
+Several messages are written with JetStream's atomic batch publish: all or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError, OutboundBufferLimitError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import api as js_api
+from nats.js.errors import NotFoundError
+
+MAX_BATCH = 1000
+"""JetStream refuses atomic batches of more than 1,000 messages."""
+
+_CONFLICT_CODES = frozenset({10071, 10164})
+"""Wrong last sequence; 10164 is what a concurrent in-flight write on R3 (and a batch) reports."""
+
+_STATUS = "Status"
+
+
+class EventStoreError(Exception):
+    """Base of the store's typed errors."""
+
+
+class WrongExpectedVersion(EventStoreError):
+    """Another writer appended to the aggregate first: reload and decide again."""
+
+    def __init__(self, subject: str, expected: int, actual: int | None) -> None:
+        self.subject = subject
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{subject}: expected version {expected}, actual {'unknown' if actual is None else actual}"
+        )
+
+
+class StoreUnavailable(EventStoreError):
+    """The store could not be reached; nothing was written."""
+
+
+class OutcomeUnknown(StoreUnavailable):
+    """The append may or may not have been stored, and the store stayed out of reach."""
+
+
+class AppendRejected(EventStoreError):
+    """The server refused the append for a reason other than concurrency."""
+
+    def __init__(self, err_code: int, description: str) -> None:
+        self.err_code = err_code
+        super().__init__(f"JetStream refused the append ({err_code}): {description}")
+
+
+class StreamConfigMismatch(EventStoreError):
+    """The stream exists with a configuration this store cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """The stream this store writes to; created once, checked on every start."""
+
+    name: str
+    subjects: tuple[str, ...]
+    storage: Literal["file", "memory"] = "file"
+    replicas: int = 1
+    duplicate_window: float = 120.0
+    """Seconds during which a repeated ``Nats-Msg-Id`` is dropped by the server."""
+
+    def to_config(self) -> js_api.StreamConfig:
+        return js_api.StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            retention=js_api.RetentionPolicy.LIMITS,
+            storage=js_api.StorageType.FILE if self.storage == "file" else js_api.StorageType.MEMORY,
+            num_replicas=self.replicas,
+            duplicate_window=self.duplicate_window,
+            discard=js_api.DiscardPolicy.OLD,
+            max_msgs=-1,
+            max_bytes=-1,
+            max_age=0,
+            max_msgs_per_subject=-1,
+            allow_direct=True,
+            allow_atomic=True,
+            deny_delete=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append; ``msg_id`` becomes ``Nats-Msg-Id`` (the event id)."""
+
+    msg_id: str
+    data: bytes
+    headers: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as the stream holds it."""
+
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def msg_id(self) -> str | None:
+        return self.headers.get("Nats-Msg-Id")
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Messages for one aggregate subject, at the version the writer decided on."""
+
+    subject: str
+    expected_version: int
+    messages: Sequence[NewMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an append landed. ``seqs`` are the stream sequences, in order."""
+
+    seqs: tuple[int, ...]
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1]
+
+
+class _Ack(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    count: int = 0
+    error: _ApiError | None = None
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+_decode_ack = msgspec.json.Decoder(_Ack).decode
+
+
+class _PendingRead:
+    """Collects the replies of one batch direct get."""
+
+    __slots__ = ("done", "messages", "pending", "status")
+
+    def __init__(self) -> None:
+        self.messages: list[StoredMessage] = []
+        self.done = asyncio.get_running_loop().create_future()
+        self.pending = 0
+        self.status = ""
+
+
+class JetStreamEventStore:
+    """Append to and read from one stream; every method is safe to call concurrently."""
+
+    def __init__(
+        self,
+        nc: NATS,
+        spec: StreamSpec,
+        *,
+        timeout: float = 5.0,
+        resolve_timeout: float = 15.0,
+        read_batch: int = 1000,
+    ) -> None:
+        self.nc = nc
+        self.spec = spec
+        self.timeout = timeout
+        self.resolve_timeout = resolve_timeout
+        self.read_batch = read_batch
+        self.js = nc.jetstream(timeout=timeout)
+        self._direct_subject = f"$JS.API.DIRECT.GET.{spec.name}"
+        self._reads: dict[str, _PendingRead] = {}
+        self._read_prefix = ""
+        self._read_tokens = itertools.count(1)
+        self._read_sub: Any = None
+
+    # ------------------------------------------------------------------ set-up
+
+    async def ensure_stream(self) -> None:
+        """Create the stream if it is missing; refuse to use one configured incompatibly."""
+        wanted = self.spec.to_config()
+        try:
+            info = await self.js.stream_info(self.spec.name)
+        except NotFoundError:
+            await self.js.add_stream(wanted)
+            return
+        problems = _incompatibilities(info.config, wanted)
+        if problems:
+            raise StreamConfigMismatch(
+                f"stream {self.spec.name} exists with an incompatible configuration: "
+                + "; ".join(problems)
+                + " (change it deliberately with the nats CLI, or use another stream name)"
+            )
+
+    async def open(self) -> None:
+        """Prepare the shared reply subscription for reads; idempotent."""
+        if self._read_sub is None:
+            self._read_prefix = self.nc.new_inbox()
+            self._read_sub = await self.nc.subscribe(f"{self._read_prefix}.*", cb=self._on_read_reply)
+
+    async def close(self) -> None:
+        if self._read_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._read_sub.unsubscribe()
+            self._read_sub = None
+        for pending in self._reads.values():
+            if not pending.done.done():
+                pending.done.set_exception(StoreUnavailable("event store closed"))
+        self._reads.clear()
+
+    # ------------------------------------------------------------------ appends
+
+    async def append(
+        self, subject: str, messages: Sequence[NewMessage], expected_version: int
+    ) -> Appended:
+        """Append messages to one aggregate at ``expected_version``, atomically."""
+        return await self.append_atomic([Write(subject, expected_version, messages)])
+
+    async def append_atomic(self, writes: Sequence[Write]) -> Appended:
+        """Append to one or more aggregates, all or none; each write is checked at its version.
+
+        One message is a plain publish; anything more is an atomic batch (a batch
+        commit costs a few milliseconds, a plain publish a fraction of one).
+        """
+        writes = [w for w in writes if w.messages]
+        count = sum(len(w.messages) for w in writes)
+        if count == 0:
+            raise ValueError("nothing to append")
+        if count > MAX_BATCH:
+            raise ValueError(f"an atomic append holds at most {MAX_BATCH} messages, got {count}")
+        try:
+            return await self._send(writes, count)
+        except _Unknown as unknown:
+            return await self._resolve(writes, count, unknown.reason)
+
+    async def _send(self, writes: Sequence[Write], count: int) -> Appended:
+        try:
+            if count == 1:
+                reply = await self._publish_one(writes[0])
+            else:
+                reply = await self._publish_batch(writes, count)
+        except (OutboundBufferLimitError, NoRespondersError) as exc:
+            # Not connected, or no JetStream listening: the message never reached a stream.
+            raise StoreUnavailable(f"event store unreachable: {type(exc).__name__}") from exc
+        except (NatsTimeoutError, asyncio.TimeoutError) as exc:
+            raise _Unknown("no acknowledgement in time") from exc
+        except Exception as exc:
+            # Connection closed or reset mid-request: the message may have been stored.
+            raise _Unknown(f"{type(exc).__name__}: {exc}") from exc
+        ack = _decode_ack(reply.data)
+        if ack.error is not None:
+            err = ack.error
+            if err.err_code in _CONFLICT_CODES:
+                raise WrongExpectedVersion(
+                    writes[0].subject if len(writes) == 1 else "(batch)",
+                    writes[0].expected_version,
+                    _actual_from(err.description),
+                )
+            if err.code == 503:
+                raise StoreUnavailable(f"JetStream unavailable: {err.description}")
+            raise AppendRejected(err.err_code, err.description)
+        last = ack.seq
+        return Appended(tuple(range(last - count + 1, last + 1)))
+
+    async def _publish_one(self, write: Write) -> Msg:
+        message = write.messages[0]
+        headers = {
+            "Nats-Msg-Id": message.msg_id,
+            "Nats-Expected-Last-Subject-Sequence": str(write.expected_version),
+        }
+        if message.headers:
+            headers.update(message.headers)
+        return await self.nc.request(write.subject, message.data, timeout=self.timeout, headers=headers)
+
+    async def _publish_batch(self, writes: Sequence[Write], count: int) -> Msg:
+        batch_id = uuid.uuid4().hex
+        position = 0
+        for write in writes:
+            for index, message in enumerate(write.messages):
+                position += 1
+                headers = {
+                    "Nats-Batch-Id": batch_id,
+                    "Nats-Batch-Sequence": str(position),
+                    "Nats-Msg-Id": message.msg_id,
+                }
+                # The check goes on an aggregate's first message only: on a later one it
+                # would compare against the batch's own earlier message and fail.
+                if index == 0:
+                    headers["Nats-Expected-Last-Subject-Sequence"] = str(write.expected_version)
+                if message.headers:
+                    headers.update(message.headers)
+                if position == count:
+                    headers["Nats-Batch-Commit"] = "1"
+                    return await self.nc.request(
+                        write.subject, message.data, timeout=self.timeout, headers=headers
+                    )
+                await self.nc.publish(write.subject, message.data, headers=headers)
+        raise AssertionError("unreachable: the loop returns at the commit")
+
+    async def _resolve(self, writes: Sequence[Write], count: int, reason: str) -> Appended:
+        """Turn an unknown outcome into a known one.
+
+        Re-send the same messages (same ids, same expected versions): if the first
+        attempt was stored, the server reports a duplicate or a wrong last sequence,
+        and reading the aggregate finds our own first message there.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.resolve_timeout
+        while loop.time() < deadline:
+            await self._wait_connected(deadline)
+            try:
+                return await self._send(writes, count)
+            except WrongExpectedVersion:
+                found = await self._find_own(writes, count)
+                if found is not None:
+                    return found
+                raise
+            except (_Unknown, StoreUnavailable):
+                await asyncio.sleep(0.1)
+        raise OutcomeUnknown(f"append outcome unknown after {self.resolve_timeout:.0f}s ({reason})")
+
+    async def _find_own(self, writes: Sequence[Write], count: int) -> Appended | None:
+        first = writes[0]
+        stored = await self.read_subject(first.subject, after=first.expected_version, limit=count)
+        if stored and stored[0].msg_id == first.messages[0].msg_id:
+            # An atomic batch is contiguous in the stream.
+            return Appended(tuple(range(stored[0].seq, stored[0].seq + count)))
+        return None
+
+    async def _wait_connected(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.nc.is_connected:
+            if self.nc.is_closed:
+                raise OutcomeUnknown("connection closed with an append outcome unknown")
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(0.05)
+
+    # ------------------------------------------------------------------ reads
+
+    async def read_subject(
+        self, subject: str, *, after: int = 0, limit: int | None = None
+    ) -> list[StoredMessage]:
+        """An aggregate's messages with sequence > ``after``, by batch direct get (no consumer)."""
+        result: list[StoredMessage] = []
+        start = after + 1
+        while True:
+            want = self.read_batch if limit is None else min(self.read_batch, limit - len(result))
+            if want <= 0:
+                return result
+            page, pending = await self._direct_batch(
+                {"batch": want, "seq": start, "next_by_subj": subject}
+            )
+            result.extend(page)
+            if not page or pending == 0:
+                return result
+            start = page[-1].seq + 1
+
+    async def read_range(
+        self, start: int, *, filter_subject: str | None = None, limit: int | None = None
+    ) -> list[StoredMessage]:
+        """Up to ``limit`` (default one read batch) stored messages from sequence ``start`` on."""
+        request: dict[str, Any] = {"batch": limit or self.read_batch, "seq": start}
+        request["next_by_subj"] = filter_subject or ">"
+        page, _ = await self._direct_batch(request)
+        return page
+
+    async def get(self, seq: int) -> StoredMessage | None:
+        """One message by stream sequence, or None when there is none (deleted, or beyond the end)."""
+        page, _ = await self._direct_batch({"batch": 1, "seq": seq})
+        return page[0] if page and page[0].seq == seq else None
+
+    async def _direct_batch(self, request: dict[str, Any]) -> tuple[list[StoredMessage], int]:
+        await self.open()
+        token = str(next(self._read_tokens))
+        pending = _PendingRead()
+        self._reads[token] = pending
+        try:
+            await self.nc.publish(
+                self._direct_subject,
+                msgspec.json.encode(request),
+                reply=f"{self._read_prefix}.{token}",
+            )
+            await asyncio.wait_for(pending.done, self.timeout)
+        except (OutboundBufferLimitError, NoRespondersError, asyncio.TimeoutError) as exc:
+            raise StoreUnavailable(f"event store read failed: {type(exc).__name__}") from exc
+        finally:
+            self._reads.pop(token, None)
+        if pending.status not in ("204", "404"):
+            raise StoreUnavailable(f"event store read failed with status {pending.status}")
+        return pending.messages, pending.pending
+
+    async def _on_read_reply(self, msg: Msg) -> None:
+        token = msg.subject.rsplit(".", 1)[-1]
+        pending = self._reads.get(token)
+        if pending is None or pending.done.done():
+            return
+        headers = msg.headers or {}
+        status = headers.get(_STATUS)
+        if status:
+            pending.status = status
+            pending.pending = int(headers.get("Nats-Num-Pending", "0") or 0)
+            pending.done.set_result(None)
+            return
+        pending.messages.append(
+            StoredMessage(
+                seq=int(headers["Nats-Sequence"]),
+                subject=headers["Nats-Subject"],
+                data=msg.data,
+                headers=headers,
+            )
+        )
+
+    async def last_seq(self) -> int:
+        """The stream's last sequence (0 when empty)."""
+        try:
+            info = await self.js.stream_info(self.spec.name)
+        except (NatsTimeoutError, NoRespondersError, OutboundBufferLimitError) as exc:
+            raise StoreUnavailable(f"stream info unavailable: {type(exc).__name__}") from exc
+        return int(info.state.last_seq)
+
+    async def stream_info(self) -> js_api.StreamInfo:
+        return await self.js.stream_info(self.spec.name)
+
+    async def follow(
+        self, start: int = 1, *, filter_subject: str | None = None, until: int | None = None
+    ) -> AsyncIterator[StoredMessage]:
+        """Messages from ``start`` in stream order, live, through an ordered JetStream consumer.
+
+        Core-NATS subscribers also see messages of batches that were then rejected;
+        a consumer sees only what the stream stored. Stops after ``until`` if given.
+        """
+        if until is not None and until < start:
+            return
+        queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=10_000)
+
+        async def on_message(msg: Msg) -> None:
+            await queue.put(msg)
+
+        sub = await self.js.subscribe(
+            filter_subject or _all_subjects(self.spec),
+            stream=self.spec.name,
+            cb=on_message,
+            ordered_consumer=True,
+            deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE,
+            config=js_api.ConsumerConfig(opt_start_seq=max(start, 1)),
+            pending_msgs_limit=20_000,
+        )
+        try:
+            while True:
+                msg = await queue.get()
+                meta = msg.metadata
+                seq = meta.sequence.stream
+                yield StoredMessage(seq=seq, subject=msg.subject, data=msg.data, headers=msg.headers or {})
+                if until is not None and seq >= until:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+class _Unknown(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _all_subjects(spec: StreamSpec) -> str:
+    return spec.subjects[0] if len(spec.subjects) == 1 else ">"
+
+
+def _actual_from(description: str) -> int | None:
+    # "wrong last sequence: 42"
+    _, _, tail = description.rpartition(":")
+    tail = tail.strip()
+    return int(tail) if tail.isdigit() else None
+
+
+_CHECKED_FIELDS: tuple[tuple[str, str], ...] = (
+    ("subjects", "subjects"),
+    ("storage", "storage"),
+    ("retention", "retention"),
+    ("allow_atomic", "atomic batch publish"),
+    ("allow_direct", "direct get"),
+    ("max_msgs_per_subject", "messages per subject"),
+    ("max_age", "maximum age"),
+    ("discard", "discard policy"),
+)
+
+
+def _incompatibilities(have: js_api.StreamConfig, want: js_api.StreamConfig) -> list[str]:
+    problems = []
+    for attr, label in _CHECKED_FIELDS:
+        current, wanted = getattr(have, attr), getattr(want, attr)
+        if attr == "subjects":
+            current, wanted = sorted(current or []), sorted(wanted or [])
+        if attr == "max_age":
+            current, wanted = current or 0, wanted or 0
+        if current != wanted:
+            problems.append(f"{label} is {_show(current)}, needs {_show(wanted)}")
+    return problems
+
+
+def _show(value: object) -> str:
+    return str(getattr(value, "value", value))

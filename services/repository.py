@@ -1,0 +1,147 @@
+"""Member aggregates loaded from and saved to JetStream, with a cache of states.
+
+The cache keeps each recently used member's state and version in memory, so a
+command on a warm aggregate reads nothing before it appends: a stale state is
+caught by optimistic concurrency on the append (and then caught up), and an
+answer given without an append is double-checked by a catch-up read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from contracts import subjects
+from contracts.events import AnyEvent, decode_event, encode_event
+from services.domain.member import Member, evolve, registered_seq_of
+from services.eventstore.jetstream import Appended, JetStreamEventStore, NewMessage, StreamSpec
+
+
+def events_stream(replicas: int = 1) -> StreamSpec:
+    """The stream of member aggregates: the source of truth."""
+    return StreamSpec(name=subjects.EVENTS_STREAM, subjects=(subjects.EVENTS_ALL,), replicas=replicas)
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A member's state (None: not registered) at a version (the subject's last sequence)."""
+
+    member_id: str
+    state: Member | None
+    version: int
+
+
+class MemberRepository:
+    """Load, cache and append member aggregates; one lock per member within this process."""
+
+    def __init__(self, store: JetStreamEventStore, *, cache_size: int = 200_000) -> None:
+        self.store = store
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Loaded] = OrderedDict()
+        self._locks: dict[str, _Lock] = {}
+        self._senders: dict[int, str] = {}
+
+    async def load(self, member_id: str, *, fresh: bool = True) -> Loaded:
+        """A member's state; ``fresh`` reads any events newer than the cached version."""
+        loaded = self._cache.get(member_id)
+        if loaded is None:
+            loaded = Loaded(member_id, None, 0)
+            fresh = True
+        else:
+            self._cache.move_to_end(member_id)
+        if fresh:
+            await self._catch_up(loaded)
+        self._remember(loaded)
+        return loaded
+
+    async def load_many(self, member_ids: Iterable[str]) -> dict[str, Member | None]:
+        """Fresh states of members a decision only reads, fetched concurrently."""
+        ids = list(dict.fromkeys(member_ids))
+        loaded = await asyncio.gather(*(self.load(member_id) for member_id in ids))
+        return {item.member_id: item.state for item in loaded}
+
+    async def catch_up(self, loaded: Loaded) -> bool:
+        """Apply events newer than the loaded version; True when there were any."""
+        return await self._catch_up(loaded)
+
+    async def _catch_up(self, loaded: Loaded) -> bool:
+        stored = await self.store.read_subject(subjects.member_events(loaded.member_id), after=loaded.version)
+        for message in stored:
+            _apply(loaded, decode_event(message.data), message.seq)
+        return bool(stored)
+
+    async def append(self, loaded: Loaded, events: Sequence[AnyEvent], expected_version: int) -> Appended:
+        """Append a decision's events at the version it was decided on, then apply them.
+
+        ``expected_version`` is captured with the decision, not read after it: a
+        concurrent catch-up may move ``loaded`` on while the append is in flight.
+        """
+        messages = [NewMessage(event.event_id, encode_event(event)) for event in events]
+        appended = await self.store.append(
+            subjects.member_events(loaded.member_id), messages, expected_version
+        )
+        for event, seq in zip(events, appended.seqs, strict=True):
+            _apply(loaded, event, seq)
+        return appended
+
+    def forget(self, member_id: str) -> None:
+        """Drop a cached state (after an append whose outcome could not be applied)."""
+        self._cache.pop(member_id, None)
+
+    @asynccontextmanager
+    async def lock(self, member_id: str) -> AsyncIterator[None]:
+        """Serialise this process's commands on one member; other processes rely on OCC."""
+        lock = self._locks.get(member_id)
+        if lock is None:
+            lock = self._locks[member_id] = _Lock()
+        lock.users += 1
+        try:
+            async with lock.lock:
+                yield
+        finally:
+            lock.users -= 1
+            if lock.users == 0:
+                del self._locks[member_id]
+
+    async def sender_of(self, inmail_id: str) -> str | None:
+        """The member whose aggregate holds an InMail, from the routing prefix of its id."""
+        registered_seq = registered_seq_of(inmail_id)
+        if registered_seq is None:
+            return None
+        sender = self._senders.get(registered_seq)
+        if sender is None:
+            message = await self.store.get(registered_seq)
+            if message is None or not message.subject.startswith(subjects.MEMBER_EVENTS_PREFIX):
+                return None
+            sender = subjects.member_of_subject(message.subject)
+            # A registration sequence never changes owner: safe to keep for good.
+            self._senders[registered_seq] = sender
+        return sender
+
+    def cached(self) -> int:
+        """How many member states are held in memory."""
+        return len(self._cache)
+
+    def _remember(self, loaded: Loaded) -> None:
+        self._cache[loaded.member_id] = loaded
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+
+def _apply(loaded: Loaded, event: AnyEvent, seq: int) -> None:
+    # Readers catch up a shared state while a writer's append is in flight; whoever
+    # comes second skips what the first already applied, so nothing applies twice.
+    if seq > loaded.version:
+        loaded.state = evolve(loaded.state, event, seq)
+        loaded.version = seq
+
+
+class _Lock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0

@@ -1,0 +1,85 @@
+"""A command executor on a real nats-server, with the service's own streams."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client as NATS
+
+from contracts import commands as c
+from contracts.replies import CommandOk, Failure
+from services.commands import CommandExecutor, CommandSettings
+from services.contacts import MEMBERS_STREAM, ContactBook
+from services.eventstore.connection import connect
+from services.eventstore.jetstream import JetStreamEventStore
+from services.repository import MemberRepository, events_stream
+
+
+class Env:
+    """Executors sharing one NATS connection (or one each, to act as separate instances)."""
+
+    def __init__(self, nc: NATS, store: JetStreamEventStore, contacts: ContactBook) -> None:
+        self.nc = nc
+        self.store = store
+        self.contacts = contacts
+        self.executor = self.new_executor()
+
+    def new_executor(self, *, trust_client_time: bool = True) -> CommandExecutor:
+        return CommandExecutor(
+            MemberRepository(self.store),
+            self.contacts,
+            CommandSettings(trust_client_time=trust_client_time),
+        )
+
+    async def run(
+        self, command: c.AnyCommand, executor: CommandExecutor | None = None
+    ) -> CommandOk | Failure:
+        return await (executor or self.executor).execute(command)
+
+    async def ok(self, command: c.AnyCommand) -> CommandOk:
+        reply = await self.run(command)
+        assert isinstance(reply, CommandOk), reply
+        return reply
+
+    async def register(self, member_id: str | None = None, tier: str = "premium_career", **kw: Any) -> str:
+        member_id = member_id or new_id("m")
+        await self.ok(
+            c.RegisterMember(
+                command_id=new_id("reg"),
+                member_id=member_id,
+                display_name=f"Member {member_id}",
+                email=f"{member_id}@example.com",
+                tier=tier,  # type: ignore[arg-type]
+                **kw,
+            )
+        )
+        return member_id
+
+    async def events_of(self, member_id: str) -> list[dict[str, Any]]:
+        stored = await self.store.read_subject(f"inmail.evt.member.{member_id}")
+        return [msgspec.json.decode(m.data) for m in stored]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+@asynccontextmanager
+async def command_env(url: str) -> AsyncIterator[Env]:
+    nc = await connect(url)
+    store = JetStreamEventStore(nc, events_stream())
+    await store.ensure_stream()
+    await store.open()
+    contacts = ContactBook(nc)
+    await contacts.ensure_stream()
+    try:
+        yield Env(nc, store, contacts)
+    finally:
+        await store.close()
+        for name in (store.spec.name, MEMBERS_STREAM.name):
+            await store.js.delete_stream(name)
+        await nc.close()

@@ -7,8 +7,6 @@ from typing import Annotated, Literal
 
 import msgspec
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-
 
 def _whole(pattern: str) -> str:
     """``pattern`` with its ``$`` meaning the very end of the value.
@@ -21,7 +19,10 @@ def _whole(pattern: str) -> str:
     return pattern.removesuffix("$") + r"(?!\n)$"
 
 
-Id = Annotated[str, msgspec.Meta(pattern=_whole(ID_PATTERN), description="1-64 of A-Z a-z 0-9 _ -")]
+ID_PATTERN = _whole(r"^[A-Za-z0-9_-]{1,64}$")
+"""The contract's id pattern, safe with ``re.match`` as well as in JSON Schema."""
+
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description="1-64 of A-Z a-z 0-9 _ -")]
 """Member ids and every other id: they become NATS subject tokens."""
 
 MemberId = Id

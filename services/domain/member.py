@@ -105,6 +105,8 @@ class Receipt:
     credits_left: int
     inmail_ids: tuple[str, ...] = ()
     refunded: bool = False
+    recorded: set[type[Event]] = field(default_factory=set)
+    """The types of the events the command wrote."""
 
 
 @dataclass(slots=True)
@@ -232,6 +234,7 @@ def _record_receipt(state: Member, event: Event, seq: int) -> None:
         receipt = state.receipts[event.command_id] = Receipt(seq=seq, credits_left=state.balance)
     receipt.seq = seq
     receipt.credits_left = state.balance
+    receipt.recorded.add(type(event))
     if isinstance(event, InMailSent):
         receipt.inmail_ids += (event.inmail_id,)
     elif isinstance(event, CreditRefunded):
@@ -276,9 +279,8 @@ class Decision:
 def decide_register_member(state: Member | None, cmd: RegisterMember, ctx: Context) -> Decision:
     """RegisterMember: a new member with the first month's allotment."""
     if state is not None:
-        receipt = state.receipts.get(cmd.command_id)
-        if receipt is not None:
-            return Decision.already(receipt.seq)
+        if (done := _repeat(state, cmd)) is not None:
+            return done
         raise errors.MemberExists(f"member {cmd.member_id} already exists")
     rules = ctx.policy.tier(cmd.tier)
     if cmd.open_profile and not rules.paid:
@@ -606,9 +608,34 @@ def _existing(state: Member | None, member_id: str, *, at: datetime | None = Non
     return state
 
 
+_RECORDED_BY: Mapping[type[AnyCommand], type[Event]] = {
+    RegisterMember: MemberRegistered,
+    ChangeTier: TierChanged,
+    UpdatePreferences: PreferencesUpdated,
+    ConnectMembers: MembersConnected,
+    BlockMember: MemberBlocked,
+    RefreshCredits: CreditsRefreshed,
+    SendInMail: InMailSent,
+    SendBulkInMail: InMailSent,
+    MarkInMailRead: InMailRead,
+    AcknowledgeInMail: InMailAcknowledged,
+    RecordReply: InMailReplied,
+    DeclineInMail: InMailDeclined,
+}
+"""The event every successful command of a type writes: a repeat must have written it too."""
+
+
 def _repeat(member: Member, cmd: AnyCommand) -> Decision | None:
     receipt = member.receipts.get(cmd.command_id)
-    return Decision.already(receipt.seq) if receipt is not None else None
+    if receipt is None:
+        return None
+    if _RECORDED_BY[type(cmd)] not in receipt.recorded:
+        # Answering as a repeat would drop this command silently (or fail to build its reply).
+        raise errors.InvalidCommand(
+            f"command_id {cmd.command_id} was already used by another command on member "
+            f"{member.member_id}"
+        )
+    return Decision.already(receipt.seq)
 
 
 def _check_time(member: Member, ctx: Context) -> None:

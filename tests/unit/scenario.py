@@ -9,7 +9,6 @@ test in one line each.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -19,7 +18,6 @@ from contracts.commands import AnyCommand, InMailCommand, RegisterMember, SendIn
 from contracts.events import (
     AnyEvent,
     CreditRefunded,
-    CreditsRefreshed,
     FreeReason,
     InMailDeclined,
     InMailRead,
@@ -133,16 +131,12 @@ def given(*events: AnyEvent) -> Scenario:
     return Scenario().given(*events)
 
 
-def events_of(*decided: Iterable[AnyEvent]) -> list[AnyEvent]:
-    return [event for batch in decided for event in batch]
-
-
 # Commands used as setup -------------------------------------------------------
 
 
 def register(member_id: str, tier: Tier = "premium_career", **fields: Any) -> RegisterMember:
+    fields = {"command_id": f"reg-{member_id}"} | fields
     return RegisterMember(
-        command_id=f"reg-{member_id}",
         member_id=member_id,
         display_name=member_id.title(),
         email=f"{member_id}@example.com",
@@ -200,20 +194,6 @@ def connected(member_id: str, other_member_id: str, *, at: datetime = T0) -> Mem
 
 def blocked(member_id: str, blocked_member_id: str, *, at: datetime = T0) -> MemberBlocked:
     return MemberBlocked(**_meta(at), member_id=member_id, blocked_member_id=blocked_member_id)
-
-
-def refreshed(
-    member_id: str,
-    month: str,
-    *,
-    granted: int,
-    forfeited: int = 0,
-    tier: Tier = "premium_career",
-    at: datetime = T0,
-) -> CreditsRefreshed:
-    return CreditsRefreshed(
-        **_meta(at), member_id=member_id, month=month, tier=tier, granted=granted, forfeited=forfeited
-    )
 
 
 def sent(

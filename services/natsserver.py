@@ -83,6 +83,8 @@ def port_is_free(host: str, port: int) -> bool:
 def _die_with_parent() -> None:
     # Runs in the child before exec: the kernel sends SIGTERM to the server when the
     # process that started it dies, so a killed test run or service leaves no orphan.
+    # The kernel watches the starting thread, not the process: a thread that exits
+    # (unlike the pool threads of asyncio.to_thread, which stay) takes the server along.
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 

@@ -12,14 +12,21 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError, OutboundBufferLimitError
+from nats.aio.subscription import Subscription
+from nats.errors import (
+    BadHeaderError,
+    BadSubjectError,
+    MaxPayloadError,
+    NoRespondersError,
+    OutboundBufferLimitError,
+)
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api as js_api
 from nats.js.errors import NotFoundError
@@ -29,6 +36,9 @@ MAX_BATCH = 1000
 
 _CONFLICT_CODES = frozenset({10071, 10164})
 """Wrong last sequence; 10164 is what a concurrent in-flight write on R3 (and a batch) reports."""
+
+_BATCH_DUPLICATE = 10201
+"""An atomic batch holding a message id already stored: what a resent, stored batch gets."""
 
 _STATUS = "Status"
 
@@ -194,6 +204,10 @@ class JetStreamEventStore:
         self._read_prefix = ""
         self._read_tokens = itertools.count(1)
         self._read_sub: Any = None
+        self._acks: dict[str, asyncio.Future[Msg]] = {}
+        self._ack_prefix = ""
+        self._ack_tokens = itertools.count(1)
+        self._ack_sub: Subscription | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -214,16 +228,24 @@ class JetStreamEventStore:
             )
 
     async def open(self) -> None:
-        """Prepare the shared reply subscription for reads; idempotent."""
+        """Prepare the shared reply subscriptions for reads and appends; idempotent."""
         if self._read_sub is None:
             self._read_prefix = self.nc.new_inbox()
             self._read_sub = await self.nc.subscribe(f"{self._read_prefix}.*", cb=self._on_read_reply)
+        if self._ack_sub is None:
+            self._ack_prefix = self.nc.new_inbox()
+            self._ack_sub = await self.nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
 
     async def close(self) -> None:
         if self._read_sub is not None:
             with contextlib.suppress(Exception):
                 await self._read_sub.unsubscribe()
             self._read_sub = None
+        if self._ack_sub is not None:
+            # Appends still waiting time out and resolve their outcome by resending.
+            with contextlib.suppress(Exception):
+                await self._ack_sub.unsubscribe()
+            self._ack_sub = None
         for pending in self._reads.values():
             if not pending.done.done():
                 pending.done.set_exception(StoreUnavailable("event store closed"))
@@ -263,7 +285,11 @@ class JetStreamEventStore:
         except (OutboundBufferLimitError, NoRespondersError) as exc:
             # Not connected, or no JetStream listening: the message never reached a stream.
             raise StoreUnavailable(f"event store unreachable: {type(exc).__name__}") from exc
-        except (NatsTimeoutError, asyncio.TimeoutError) as exc:
+        except (MaxPayloadError, BadSubjectError, BadHeaderError) as exc:
+            # Refused by the client before sending (for a batch: before the commit, so the
+            # server drops what it got). Resending cannot help, so this is no unknown outcome.
+            raise ValueError(f"cannot append: {exc}") from exc
+        except (TimeoutError, NatsTimeoutError) as exc:
             raise _Unknown("no acknowledgement in time") from exc
         except Exception as exc:
             # Connection closed or reset mid-request: the message may have been stored.
@@ -291,7 +317,7 @@ class JetStreamEventStore:
         }
         if message.headers:
             headers.update(message.headers)
-        return await self.nc.request(write.subject, message.data, timeout=self.timeout, headers=headers)
+        return await self._request(write.subject, message.data, headers)
 
     async def _publish_batch(self, writes: Sequence[Write], count: int) -> Msg:
         batch_id = uuid.uuid4().hex
@@ -312,11 +338,35 @@ class JetStreamEventStore:
                     headers.update(message.headers)
                 if position == count:
                     headers["Nats-Batch-Commit"] = "1"
-                    return await self.nc.request(
-                        write.subject, message.data, timeout=self.timeout, headers=headers
-                    )
+                    return await self._request(write.subject, message.data, headers)
                 await self.nc.publish(write.subject, message.data, headers=headers)
         raise AssertionError("unreachable: the loop returns at the commit")
+
+    async def _request(self, subject: str, data: bytes, headers: dict[str, str]) -> Msg:
+        """Publish and wait for the acknowledgement on the store's own reply subscription.
+
+        Cheaper than ``nc.request`` (random bytes for each reply token, a callback and a
+        ``wait_for`` per call): with 64 appends in flight, a fifth less client CPU per append.
+        """
+        if self._ack_sub is None:
+            await self.open()
+        token = str(next(self._ack_tokens))
+        ack: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._acks[token] = ack
+        try:
+            await self.nc.publish(subject, data, reply=f"{self._ack_prefix}.{token}", headers=headers)
+            async with asyncio.timeout(self.timeout):
+                reply = await ack
+        finally:
+            del self._acks[token]
+        if reply.headers and reply.headers.get(_STATUS) == "503":
+            raise NoRespondersError
+        return reply
+
+    async def _on_ack(self, msg: Msg) -> None:
+        ack = self._acks.get(msg.subject[len(self._ack_prefix) + 1 :])
+        if ack is not None and not ack.done():
+            ack.set_result(msg)
 
     async def _resolve(self, writes: Sequence[Write], count: int, reason: str) -> Appended:
         """Turn an unknown outcome into a known one.
@@ -331,8 +381,16 @@ class JetStreamEventStore:
             await self._wait_connected(deadline)
             try:
                 return await self._send(writes, count)
-            except WrongExpectedVersion:
-                found = await self._find_own(writes, count)
+            except (WrongExpectedVersion, AppendRejected) as refused:
+                # A stored batch sent again is refused as a duplicate, not as a conflict.
+                if isinstance(refused, AppendRejected) and refused.err_code != _BATCH_DUPLICATE:
+                    raise
+                try:
+                    found = await self._find_own(writes, count)
+                except StoreUnavailable:
+                    # Still unknown: StoreUnavailable would claim that nothing was stored.
+                    await asyncio.sleep(0.1)
+                    continue
                 if found is not None:
                     return found
                 raise
@@ -391,6 +449,31 @@ class JetStreamEventStore:
         page, _ = await self._direct_batch({"batch": 1, "seq": seq})
         return page[0] if page and page[0].seq == seq else None
 
+    async def last_message(self, subject: str) -> StoredMessage | None:
+        """The last stored message on ``subject`` (wildcards allowed), or None when there is none."""
+        # A single direct get answers with the message itself or a status, never an end marker,
+        # so it cannot go through the batch reader.
+        try:
+            reply = await self.nc.request(
+                self._direct_subject,
+                msgspec.json.encode({"last_by_subj": subject}),
+                timeout=self.timeout,
+            )
+        except (OutboundBufferLimitError, NoRespondersError, TimeoutError) as exc:
+            raise StoreUnavailable(f"event store read failed: {type(exc).__name__}") from exc
+        headers = reply.headers or {}
+        status = headers.get(_STATUS)
+        if status == "404":
+            return None
+        if status:
+            raise StoreUnavailable(f"event store read failed with status {status}")
+        return StoredMessage(
+            seq=int(headers["Nats-Sequence"]),
+            subject=headers["Nats-Subject"],
+            data=reply.data,
+            headers=headers,
+        )
+
     async def _direct_batch(self, request: dict[str, Any]) -> tuple[list[StoredMessage], int]:
         await self.open()
         token = str(next(self._read_tokens))
@@ -403,7 +486,7 @@ class JetStreamEventStore:
                 reply=f"{self._read_prefix}.{token}",
             )
             await asyncio.wait_for(pending.done, self.timeout)
-        except (OutboundBufferLimitError, NoRespondersError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OutboundBufferLimitError, NoRespondersError) as exc:
             raise StoreUnavailable(f"event store read failed: {type(exc).__name__}") from exc
         finally:
             self._reads.pop(token, None)
@@ -445,7 +528,7 @@ class JetStreamEventStore:
 
     async def follow(
         self, start: int = 1, *, filter_subject: str | None = None, until: int | None = None
-    ) -> AsyncIterator[StoredMessage]:
+    ) -> AsyncGenerator[StoredMessage, None]:
         """Messages from ``start`` in stream order, live, through an ordered JetStream consumer.
 
         Core-NATS subscribers also see messages of batches that were then rejected;

@@ -1,0 +1,62 @@
+"""Fixtures of the read-side tests: a private nats-server, the events stream, read-model stores.
+
+The events stream has the production name and subjects (``INMAIL_EVENTS`` on
+``inmail.evt.>``) so the operator commands find it as they would in production;
+streams with overlapping subjects cannot coexist, so these tests get a
+nats-server of their own and each test deletes its stream afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from contracts import subjects
+from services.eventstore.connection import connect
+from services.eventstore.jetstream import JetStreamEventStore, StreamSpec
+from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="package")
+def private_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
+    server = EmbeddedNatsServer(
+        NatsServerSettings(data_dir=tmp_path_factory.mktemp("nats-projections"), port=0, durable=False)
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def store(private_nats: EmbeddedNatsServer) -> AsyncIterator[JetStreamEventStore]:
+    """The events stream, fresh for each test."""
+    nc = await connect(private_nats.url)
+    events = JetStreamEventStore(
+        nc, StreamSpec(name=subjects.EVENTS_STREAM, subjects=(subjects.EVENTS_ALL,), storage="memory")
+    )
+    await events.ensure_stream()
+    await events.open()
+    yield events
+    await events.close()
+    await events.js.delete_stream(subjects.EVENTS_STREAM)
+    await nc.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'read.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A schema of the test's own in the shared database, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"{POSTGRES}?schema={schema}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

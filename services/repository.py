@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contracts import subjects
@@ -57,8 +56,12 @@ class MemberRepository:
         self._remember(loaded)
         return loaded
 
-    async def load_many(self, member_ids: Iterable[str]) -> dict[str, Member | None]:
+    async def load_many(self, member_ids: Sequence[str]) -> dict[str, Member | None]:
         """Fresh states of members a decision only reads, fetched concurrently."""
+        if len(member_ids) == 1:
+            # The common case (a SendInMail's recipient): no gather and its tasks.
+            only = await self.load(member_ids[0])
+            return {only.member_id: only.state}
         ids = list(dict.fromkeys(member_ids))
         loaded = await asyncio.gather(*(self.load(member_id) for member_id in ids))
         return {item.member_id: item.state for item in loaded}
@@ -91,20 +94,12 @@ class MemberRepository:
         """Drop a cached state (after an append whose outcome could not be applied)."""
         self._cache.pop(member_id, None)
 
-    @asynccontextmanager
-    async def lock(self, member_id: str) -> AsyncIterator[None]:
+    def lock(self, member_id: str) -> _Lock:
         """Serialise this process's commands on one member; other processes rely on OCC."""
         lock = self._locks.get(member_id)
         if lock is None:
-            lock = self._locks[member_id] = _Lock()
-        lock.users += 1
-        try:
-            async with lock.lock:
-                yield
-        finally:
-            lock.users -= 1
-            if lock.users == 0:
-                del self._locks[member_id]
+            lock = self._locks[member_id] = _Lock(member_id, self._locks)
+        return lock
 
     async def sender_of(self, inmail_id: str) -> str | None:
         """The member whose aggregate holds an InMail, from the routing prefix of its id."""
@@ -140,8 +135,29 @@ def _apply(loaded: Loaded, event: AnyEvent, seq: int) -> None:
 
 
 class _Lock:
-    __slots__ = ("lock", "users")
+    """A per-member lock that removes itself from the table when its last user leaves."""
 
-    def __init__(self) -> None:
+    __slots__ = ("lock", "member_id", "table", "users")
+
+    def __init__(self, member_id: str, table: dict[str, _Lock]) -> None:
         self.lock = asyncio.Lock()
+        self.member_id = member_id
+        self.table = table
         self.users = 0
+
+    async def __aenter__(self) -> None:
+        self.users += 1
+        try:
+            await self.lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            del self.table[self.member_id]

@@ -1,0 +1,86 @@
+"""The whole service in-process on a real nats-server, and a client that talks to it over NATS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client as NATS
+
+from contracts import subjects
+from services.app import InMailService, ServiceSettings, default_store_url
+from services.eventstore.connection import connect
+
+
+class Client:
+    """Sends commands and queries as another service would: JSON over NATS request/reply."""
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+
+    async def raw(self, subject: str, body: bytes, wait: float = 10.0) -> dict[str, Any]:
+        reply = await self.nc.request(subject, body, timeout=wait)
+        decoded: dict[str, Any] = msgspec.json.decode(reply.data)
+        return decoded
+
+    async def command(self, name: str, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("command_id", new_id("cmd"))
+        return await self.raw(subjects.command(name), msgspec.json.encode(fields))
+
+    async def ok(self, name: str, **fields: Any) -> dict[str, Any]:
+        reply = await self.command(name, **fields)
+        assert reply["ok"] is True, reply
+        return reply
+
+    async def query(self, name: str, **fields: Any) -> dict[str, Any]:
+        return await self.raw(subjects.query(name), msgspec.json.encode(fields))
+
+    async def register(self, tier: str = "premium_career", **fields: Any) -> str:
+        member_id = fields.pop("member_id", None) or new_id("m")
+        await self.ok(
+            "RegisterMember",
+            member_id=member_id,
+            display_name=f"Member {member_id}",
+            email=f"{member_id}@example.com",
+            tier=tier,
+            **fields,
+        )
+        return member_id
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def settings_for(url: str, data_dir: Path, **overrides: Any) -> ServiceSettings:
+    values: dict[str, Any] = {
+        "nats_url": url,
+        "store_url": default_store_url(data_dir),
+        "trust_client_time": True,
+        "scheduler": False,
+    }
+    values.update(overrides)
+    return ServiceSettings(**values)
+
+
+@asynccontextmanager
+async def running_service(settings: ServiceSettings) -> AsyncIterator[InMailService]:
+    service = InMailService(settings)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@asynccontextmanager
+async def client_for(url: str) -> AsyncIterator[Client]:
+    nc = await connect(url, name="test-client")
+    try:
+        yield Client(nc)
+    finally:
+        await nc.close()

@@ -1,0 +1,206 @@
+"""Every command over NATS, end to end into JetStream, through the FastStream handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts import subjects
+from contracts.commands import COMMANDS
+from services.app import InMailService
+from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+from tests.integration.service_env import Client, client_for, new_id, running_service, settings_for
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
+    nats = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path_factory.mktemp("svc-nats"), port=0))
+    nats.start()
+    yield nats
+    nats.stop()
+
+
+@pytest.fixture
+async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[InMailService]:
+    async with running_service(settings_for(server.url, tmp_path)) as svc:
+        yield svc
+    # Each test starts from empty streams.
+    async with client_for(server.url) as cleanup:
+        js = cleanup.nc.jetstream()
+        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
+            await js.delete_stream(stream)
+
+
+@pytest.fixture
+async def client(server: EmbeddedNatsServer, service: InMailService) -> AsyncIterator[Client]:
+    async with client_for(server.url) as c:
+        yield c
+
+
+async def test_every_command_answers_with_the_contract_envelope(client: Client) -> None:
+    sender = await client.register("recruiter")
+    recipient = await client.register()
+    other = await client.register("free")
+    assert (await client.ok("ChangeTier", member_id=other, tier="premium_business"))["data"]["tier"] == (
+        "premium_business"
+    )
+    await client.ok("UpdatePreferences", member_id=recipient, open_profile=True)
+    await client.ok("ConnectMembers", member_id=sender, other_member_id=other)
+    await client.ok("RefreshCredits", member_id=sender, month="2026-01")
+    sent = await client.ok("SendInMail", sender_id=sender, recipient_id=other, subject="Hi", body="Role?")
+    assert sent["data"] == {
+        "inmail_id": sent["data"]["inmail_id"],
+        "charged": False,
+        "free_reason": "connection",
+        "credits_left": 150,
+    }
+    bulk = await client.ok(
+        "SendBulkInMail", sender_id=sender, recipient_ids=[recipient, other], subject="Hi", body="Roles"
+    )
+    assert len(bulk["data"]["inmail_ids"]) == 2
+    inmail_id = bulk["data"]["inmail_ids"][0]
+    read = await client.ok("MarkInMailRead", inmail_id=inmail_id, member_id=recipient)
+    await client.ok("AcknowledgeInMail", inmail_id=inmail_id, member_id=recipient)
+    declined = await client.ok("DeclineInMail", inmail_id=inmail_id, member_id=recipient, reason="busy")
+    replied = await client.ok("RecordReply", inmail_id=inmail_id, member_id=recipient, body="Actually yes")
+    assert declined["data"]["refunded"] is False  # Open Profile: the InMail was free
+    assert replied["data"]["refunded"] is False
+    await client.ok("BlockMember", member_id=recipient, blocked_member_id=sender)
+    again = await client.ok("MarkInMailRead", inmail_id=inmail_id, member_id=recipient)
+    assert again["seq"] == read["seq"]
+    for reply in (sent, bulk, read, declined, replied):
+        assert isinstance(reply["seq"], int) and reply["seq"] > 0
+
+
+async def test_refusals_carry_the_contract_error_codes_and_write_nothing(client: Client) -> None:
+    free = await client.register("free")
+    paid = await client.register()
+    opted_out = await client.register(inmail_opt_out=True)
+    cases = {
+        "UNKNOWN_MEMBER": ("SendInMail", {"sender_id": new_id("nobody"), "recipient_id": paid}),
+        "SELF_MESSAGE": ("SendInMail", {"sender_id": paid, "recipient_id": paid}),
+        "TIER_NOT_ALLOWED": ("SendInMail", {"sender_id": free, "recipient_id": paid}),
+        "RECIPIENT_OPTED_OUT": ("SendInMail", {"sender_id": paid, "recipient_id": opted_out}),
+        "SUBJECT_TOO_LONG": ("SendInMail", {"sender_id": paid, "recipient_id": free, "subject": "x" * 201}),
+        "BODY_TOO_LONG": ("SendInMail", {"sender_id": paid, "recipient_id": free, "body": "é" * 1901}),
+        "EMPTY_MESSAGE": ("SendInMail", {"sender_id": paid, "recipient_id": free, "body": "   "}),
+        "INVALID_FOLLOW_UP": (
+            "SendInMail",
+            {"sender_id": paid, "recipient_id": free, "follow_up_of": "1-unknown"},
+        ),
+        "UNKNOWN_INMAIL": ("MarkInMailRead", {"inmail_id": "zz-nothing", "member_id": paid}),
+        "MEMBER_EXISTS": (
+            "RegisterMember",
+            {"member_id": paid, "display_name": "X", "email": "x@y.z", "tier": "free"},
+        ),
+        "INVALID_COMMAND": ("SendInMail", {"sender_id": "bad id!", "recipient_id": paid}),
+    }
+    async with client_for(str(client.nc.connected_url.geturl() if client.nc.connected_url else "")) as other:
+        js = other.nc.jetstream()
+        before = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
+        for code, (name, fields) in cases.items():
+            if name == "SendInMail":
+                fields = {"subject": "Hello", "body": "A role", **fields}
+            reply = await client.command(name, **fields)
+            assert reply["ok"] is False and reply["error"]["code"] == code, (code, reply)
+            assert reply["error"]["message"]
+        assert (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq == before
+
+
+async def test_a_response_refunds_a_charged_inmail_once_over_nats(client: Client) -> None:
+    sender, recipient = await client.register(), await client.register()
+    sent = await client.ok("SendInMail", sender_id=sender, recipient_id=recipient, subject="Hi", body="Role")
+    assert sent["data"]["charged"] is True and sent["data"]["credits_left"] == 4
+    inmail_id = sent["data"]["inmail_id"]
+    declined = await client.ok("DeclineInMail", inmail_id=inmail_id, member_id=recipient)
+    replied = await client.ok("RecordReply", inmail_id=inmail_id, member_id=recipient, body="Well, ok")
+    assert (declined["data"]["refunded"], replied["data"]["refunded"]) == (True, False)
+    assert (await client.command("RecordReply", inmail_id=inmail_id, member_id=recipient, body="x"))["error"][
+        "code"
+    ] == "ALREADY_RESPONDED"
+    assert (await client.command("MarkInMailRead", inmail_id=inmail_id, member_id=sender))["error"][
+        "code"
+    ] == "NOT_RECIPIENT"
+
+
+async def test_the_same_command_id_returns_the_original_reply_across_a_restart(
+    server: EmbeddedNatsServer, client: Client, service: InMailService, tmp_path: Path
+) -> None:
+    sender, recipient = await client.register(), await client.register()
+    fields = {"command_id": new_id("once"), "sender_id": sender, "recipient_id": recipient}
+    original = await client.ok("SendInMail", subject="Hi", body="Role", **fields)
+    await service.stop()
+    async with running_service(settings_for(server.url, tmp_path / "second")):
+        repeated = await client.ok("SendInMail", subject="Hi", body="Role", **fields)
+    await service.start()
+    assert repeated == original
+
+
+BAD_BODIES: list[bytes] = [
+    b"",
+    b"not json",
+    b"\xff\xfe\x00garbage",
+    b"[]",
+    b"42",
+    b'"text"',
+    b"{",
+    b'{"command_id": 5}',
+    b'{"command_id": "x", "unknown_field": true}',
+    b'{"command_id": "' + b"x" * 65 + b'"}',
+    b'{"command_id": "ok", "member_id": {"nested": 1}}',
+]
+
+
+@pytest.mark.parametrize("command", [c.__name__ for c in COMMANDS])
+async def test_bad_input_on_every_command_subject_is_refused_and_the_service_keeps_answering(
+    client: Client, command: str
+) -> None:
+    rng = random.Random(command)
+    bodies = [*BAD_BODIES, os.urandom(64), bytes(rng.getrandbits(8) for _ in range(512))]
+    bodies.append(b'{"command_id": "big", "body": "' + b"a" * (1024 * 1024 - 64) + b'"}')
+    for body in bodies:
+        reply = await client.raw(subjects.command(command), body)
+        assert reply["ok"] is False
+        assert reply["error"]["code"] == "INVALID_COMMAND", (body[:60], reply)
+    assert (await client.query("Health"))["ok"] is True
+
+
+async def test_a_one_megabyte_body_in_a_valid_command_is_body_too_long(client: Client) -> None:
+    sender, recipient = await client.register(), await client.register()
+    reply = await client.command(
+        "SendInMail", sender_id=sender, recipient_id=recipient, subject="Hi", body="a" * (1024 * 1000)
+    )
+    assert reply["error"]["code"] == "BODY_TOO_LONG"
+
+
+async def test_health_answers_with_stream_and_projection_positions(client: Client) -> None:
+    await client.register()
+    health = await client.query("Health")
+    assert health["ok"] is True
+    assert health["data"]["status"] in ("ok", "starting")
+    assert health["data"]["stream_seq"] >= 1
+    assert isinstance(health["data"]["projections"], dict) and health["data"]["projections"]
+
+
+async def test_two_service_instances_share_the_work_and_stay_correct(
+    server: EmbeddedNatsServer, client: Client, tmp_path: Path
+) -> None:
+    sender = await client.register("premium_business")
+    recipients = [await client.register() for _ in range(20)]
+    async with running_service(settings_for(server.url, tmp_path / "second", projections=False)):
+        replies = await asyncio.gather(
+            *(
+                client.command("SendInMail", sender_id=sender, recipient_id=r, subject="Hi", body="Role")
+                for r in recipients
+            )
+        )
+    accepted = [r for r in replies if r["ok"]]
+    assert len(accepted) == 15
+    assert {r["error"]["code"] for r in replies if not r["ok"]} == {"INSUFFICIENT_CREDITS"}
+    assert sorted(r["data"]["credits_left"] for r in accepted) == list(range(15))
+    assert len({r["seq"] for r in accepted}) == 15

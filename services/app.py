@@ -109,10 +109,23 @@ class InMailService:
             self.queries.handle_raw if self.queries else None,
         )
         await self.broker.start()
+        await self._wait_until_answering(nc)
         if s.scheduler:
             refresh = MonthlyRefresh(self.executor, events)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
         log.info("InMail service answering on %s", s.nats_url)
+
+    async def _wait_until_answering(self, nc: NATS) -> None:
+        # Subscriptions reach the server asynchronously: "started" means a request to
+        # ourselves got its answer (an empty body is refused, so nothing is written).
+        probe = subjects.command(COMMANDS[0].__name__)
+        for _ in range(100):
+            try:
+                await nc.request(probe, b"", timeout=0.5)
+                return
+            except Exception:
+                await asyncio.sleep(0.05)
+        raise RuntimeError("the service's own subscriptions did not answer within 5 s")
 
     async def stop(self) -> None:
         """Stop taking requests, finish the ones in flight, then close everything."""

@@ -204,3 +204,106 @@ async def test_two_service_instances_share_the_work_and_stay_correct(
     assert {r["error"]["code"] for r in replies if not r["ok"]} == {"INSUFFICIENT_CREDITS"}
     assert sorted(r["data"]["credits_left"] for r in accepted) == list(range(15))
     assert len({r["seq"] for r in accepted}) == 15
+
+
+async def test_100_concurrent_sends_over_nats_from_a_sender_with_10_credits_accept_exactly_10(
+    client: Client,
+) -> None:
+    sender = await client.register("premium_business")
+    for _ in range(5):
+        recipient = await client.register()
+        await client.ok("SendInMail", sender_id=sender, recipient_id=recipient, subject="Hi", body="Role")
+    recipients = [await client.register() for _ in range(10)]
+    replies = await asyncio.gather(
+        *(
+            client.command(
+                "SendInMail", sender_id=sender, recipient_id=recipients[i % 10], subject="Hi", body="Role"
+            )
+            for i in range(100)
+        )
+    )
+    accepted = [r for r in replies if r["ok"]]
+    assert len(accepted) == 10
+    assert [r["error"]["code"] for r in replies if not r["ok"]] == ["INSUFFICIENT_CREDITS"] * 90
+    balance = await client.query("CreditBalance", member_id=sender, min_seq=max(r["seq"] for r in accepted))
+    assert balance["data"]["balance"] == 0 and balance["data"]["spent"] == 15
+
+
+async def test_invalid_time_and_blocks_are_refused_over_nats(client: Client) -> None:
+    sender, recipient = await client.register(), await client.register()
+    await client.ok(
+        "SendInMail",
+        sender_id=sender,
+        recipient_id=recipient,
+        subject="Hi",
+        body="Role",
+        occurred_at="2026-12-01T10:00:00Z",
+    )
+    earlier = await client.command(
+        "SendInMail",
+        sender_id=sender,
+        recipient_id=recipient,
+        subject="Hi",
+        body="Role",
+        occurred_at="2026-12-01T09:00:00Z",
+    )
+    assert earlier["error"]["code"] == "INVALID_TIME"
+    await client.ok(
+        "BlockMember", member_id=recipient, blocked_member_id=sender, occurred_at="2026-12-02T00:00:00Z"
+    )
+    blocked = await client.command(
+        "SendInMail",
+        sender_id=sender,
+        recipient_id=recipient,
+        subject="Hi",
+        body="Role",
+        occurred_at="2026-12-03T00:00:00Z",
+    )
+    assert blocked["error"]["code"] == "BLOCKED"
+
+
+async def test_no_query_answer_carries_an_email(client: Client) -> None:
+    sender, recipient = await client.register("recruiter"), await client.register()
+    sent = await client.ok("SendInMail", sender_id=sender, recipient_id=recipient, subject="Hi", body="Role")
+    replied = await client.ok(
+        "RecordReply", inmail_id=sent["data"]["inmail_id"], member_id=recipient, body="Yes"
+    )
+    seq = replied["seq"]
+    answers = [
+        await client.query("Inbox", member_id=member, box=box, min_seq=seq)
+        for member in (sender, recipient)
+        for box in ("received", "sent")
+    ]
+    answers += [await client.query("CreditLedger", member_id=sender, min_seq=seq)]
+    answers += [await client.query("CreditBalance", member_id=m, min_seq=seq) for m in (sender, recipient)]
+    answers += [
+        await client.query("ResponseStats", sender_id=sender, min_seq=seq),
+        await client.query("Health"),
+    ]
+    assert all(answer["ok"] for answer in answers)
+    assert all("@example.com" not in str(answer) for answer in answers)
+    assert any(sender in str(answer) for answer in answers)
+
+
+async def test_commands_answer_unavailable_when_the_event_stream_cannot_be_reached(client: Client) -> None:
+    sender, recipient = await client.register(), await client.register()
+    js = client.nc.jetstream()
+    config = (await js.stream_info(subjects.EVENTS_STREAM)).config
+    # Without the stream, reads and appends get "no responders": nothing can be recorded.
+    await js.delete_stream(subjects.EVENTS_STREAM)
+    try:
+        replies = [
+            await client.command(
+                "SendInMail", sender_id=sender, recipient_id=recipient, subject="Hi", body="x"
+            ),
+            await client.command("ConnectMembers", member_id=sender, other_member_id=recipient),
+            await client.command(
+                "RegisterMember", member_id=new_id("m"), display_name="N", email="n@e.io", tier="free"
+            ),
+        ]
+    finally:
+        await js.add_stream(config)
+    for reply in replies:
+        assert reply["ok"] is False and reply["error"]["code"] == "UNAVAILABLE", reply
+        assert "same command_id" in reply["error"]["message"]
+    assert (await js.stream_info(subjects.EVENTS_STREAM)).state.messages == 0

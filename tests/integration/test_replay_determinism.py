@@ -175,7 +175,7 @@ async def answers(client: Client, script: Script) -> dict[str, Any]:
     async def pages(label: str, name: str, key: str, **fields: Any) -> None:
         before = None
         for page in range(100):
-            extra = {"before": before} if before else {}
+            extra: dict[str, Any] = {"before": before} if before else {}
             await ask(f"{label}#{page}", name, limit=2, **fields, **extra)
             before = seen[f"{label}#{page}"]["next"]
             if before is None:

@@ -42,8 +42,8 @@ async def register_in_january(env: Env, tier: str) -> str:
             member_id=member_id,
             display_name="M",
             email="m@e.io",
-            tier=tier,
-            occurred_at=datetime(2026, 1, 10, tzinfo=UTC),  # type: ignore[arg-type]
+            tier=tier,  # type: ignore[arg-type]
+            occurred_at=datetime(2026, 1, 10, tzinfo=UTC),
         )
     )
     return member_id

@@ -52,7 +52,7 @@ class MemberRepository:
         else:
             self._cache.move_to_end(member_id)
         if fresh:
-            await self._catch_up(loaded)
+            await self._refresh(loaded)
         self._remember(loaded)
         return loaded
 
@@ -69,6 +69,15 @@ class MemberRepository:
     async def catch_up(self, loaded: Loaded) -> bool:
         """Apply events newer than the loaded version; True when there were any."""
         return await self._catch_up(loaded)
+
+    async def _refresh(self, loaded: Loaded) -> None:
+        # A cached member is most often up to date: ask for its last sequence first, and
+        # read (the expensive request for the server) only when there is something newer.
+        if loaded.version and await self.store.last_seq_of(subjects.member_events(loaded.member_id)) <= (
+            loaded.version
+        ):
+            return
+        await self._catch_up(loaded)
 
     async def _catch_up(self, loaded: Loaded) -> bool:
         stored = await self.store.read_subject(subjects.member_events(loaded.member_id), after=loaded.version)

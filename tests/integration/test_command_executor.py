@@ -73,6 +73,19 @@ async def test_two_instances_on_one_stream_never_spend_a_credit_twice(env: Env) 
     assert len(balance_events) == 15
 
 
+async def test_a_recipient_changed_by_another_instance_is_read_fresh(env: Env) -> None:
+    sender, recipient = await env.register(), await env.register()
+    first, second = env.new_executor(), env.new_executor()
+    # The first instance caches the recipient's state; the second changes it behind its back.
+    assert isinstance(await env.run(send(sender, recipient), first), CommandOk)
+    opted_out = c.UpdatePreferences(command_id=new_id("p"), member_id=recipient, inmail_opt_out=True)
+    assert isinstance(await env.run(opted_out, second), CommandOk)
+
+    refused = await env.run(send(sender, recipient), first)
+
+    assert isinstance(refused, Failure) and refused.error.code == "RECIPIENT_OPTED_OUT"
+
+
 async def test_a_repeated_command_id_returns_the_original_reply_and_writes_nothing(env: Env) -> None:
     sender, recipient = await env.register(), await env.register()
     command = send(sender, recipient)

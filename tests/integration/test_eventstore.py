@@ -475,6 +475,18 @@ async def test_last_seq_is_zero_on_an_empty_stream_then_the_last_append(
     assert await event_store.last_seq() == 3
 
 
+async def test_last_seq_of_a_subject_is_its_last_append_or_zero(event_store: JetStreamEventStore) -> None:
+    a, b = aggregate(event_store, "a"), aggregate(event_store, "b")
+    assert await event_store.last_seq_of(a) == 0
+
+    await event_store.append(a, [new_event(), new_event()], 0)
+    await event_store.append(b, [new_event()], 0)
+
+    assert await event_store.last_seq_of(a) == 2
+    assert await event_store.last_seq_of(b) == 3
+    assert await event_store.last_seq_of(aggregate(event_store, "none")) == 0
+
+
 # ----------------------------------------------------------------- follow
 
 

@@ -36,6 +36,7 @@ from services.scheduler import MonthlyRefresh
 
 log = logging.getLogger("inmail.service")
 
+
 @dataclass(frozen=True, slots=True)
 class ServiceSettings:
     """Everything the service needs to run; the CLI fills it from its flags."""
@@ -45,7 +46,10 @@ class ServiceSettings:
     trust_client_time: bool = False
     max_in_flight: int = 1024
     """Requests handled concurrently (most of a command's time is I/O)."""
+    commands: bool = True
+    """Answer the command subjects (and run the scheduler, when ``scheduler`` is on)."""
     projections: bool = True
+    """Run the projections and answer the query and admin subjects."""
     scheduler: bool = True
     replicas: int = 1
     cache_size: int = 200_000
@@ -87,16 +91,19 @@ class InMailService:
     async def start(self) -> None:
         """Connect, make sure the streams exist, start projections, then answer requests."""
         s = self.settings
+        if not (s.commands or s.projections):
+            raise ValueError("a service with neither commands nor projections would do nothing")
         self.nc = nc = await connect(s.nats_url, name="inmail-service")
         self.events = events = JetStreamEventStore(nc, events_stream(s.replicas))
         await events.ensure_stream()
         await events.open()
-        contacts = ContactBook(nc)
-        await contacts.ensure_stream()
-        repository = MemberRepository(events, cache_size=s.cache_size)
-        self.executor = CommandExecutor(
-            repository, contacts, CommandSettings(trust_client_time=s.trust_client_time)
-        )
+        if s.commands:
+            contacts = ContactBook(nc)
+            await contacts.ensure_stream()
+            repository = MemberRepository(events, cache_size=s.cache_size)
+            self.executor = CommandExecutor(
+                repository, contacts, CommandSettings(trust_client_time=s.trust_client_time)
+            )
         if s.projections:
             self.projections = Projections(events, s.store_url)
             await self.projections.start()
@@ -105,20 +112,21 @@ class InMailService:
         self.broker = build_broker(
             s,
             self.dispatcher,
-            self.executor.handle_raw,
+            self.executor.handle_raw if self.executor else None,
             self.queries.handle_raw if self.queries else None,
         )
         await self.broker.start()
         await self._wait_until_answering(nc)
-        if s.scheduler:
+        if self.executor is not None and s.scheduler:
             refresh = MonthlyRefresh(self.executor, events)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
         log.info("InMail service answering on %s", s.nats_url)
 
     async def _wait_until_answering(self, nc: NATS) -> None:
         # Subscriptions reach the server asynchronously: "started" means a request to
-        # ourselves got its answer (an empty body is refused, so nothing is written).
-        probe = subjects.command(COMMANDS[0].__name__)
+        # ourselves got its answer (an empty command body is refused, so nothing is
+        # written; an empty Health query is answered).
+        probe = subjects.command(COMMANDS[0].__name__) if self.settings.commands else subjects.query("Health")
         for _ in range(100):
             try:
                 await nc.request(probe, b"", timeout=0.5)
@@ -210,7 +218,7 @@ class Dispatcher:
 def build_broker(
     settings: ServiceSettings,
     dispatcher: Dispatcher,
-    handle_command: Handler,
+    handle_command: Handler | None,
     handle_query: Handler | None,
 ) -> NatsBroker:
     """The FastStream broker with a subscriber per command, query and admin subject."""
@@ -228,9 +236,11 @@ def build_broker(
         # (about 6% of the service's CPU per SendInMail in a profile).
         apply_types=False,
     )
-    routes: list[tuple[str, type, Handler, str]] = [
-        (subjects.command(c.__name__), c, handle_command, subjects.COMMAND_QUEUE) for c in COMMANDS
-    ]
+    routes: list[tuple[str, type, Handler, str]] = []
+    if handle_command is not None:
+        routes += [
+            (subjects.command(c.__name__), c, handle_command, subjects.COMMAND_QUEUE) for c in COMMANDS
+        ]
     if handle_query is not None:
         routes += [(subjects.query(q.__name__), q, handle_query, subjects.QUERY_QUEUE) for q in QUERIES]
         routes += [(subjects.admin(a.__name__), a, handle_query, "") for a in ADMIN_OPERATIONS]

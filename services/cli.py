@@ -41,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+ROLES = ("all", "commands", "read")
+"""What one ``inmail serve`` process runs: the projections share the CPU with the
+command handlers, so a busy deployment runs them in processes of their own."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand and flag, with help text."""
     parser = argparse.ArgumentParser(
@@ -86,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-in-flight", type=int, default=1024, help="requests handled concurrently (default 1024)"
+    )
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="all (default): commands, projections and queries in one process; commands: the "
+        "command handlers and the monthly refresh only (run as many as needed, one queue group); "
+        "read: the projections and the query and admin subjects only",
     )
     serve.set_defaults(run=_serve, log_level="info")
 
@@ -173,6 +186,8 @@ async def _serve(args: argparse.Namespace) -> int:
             # scheduler); a refresh stamped with the wall clock would move simulated members
             # to today and refuse every later simulated command as INVALID_TIME.
             scheduler=not args.trust_client_time,
+            commands=args.role in ("all", "commands"),
+            projections=args.role in ("all", "read"),
         )
         service = InMailService(settings)
         await service.start()
@@ -180,7 +195,9 @@ async def _serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        print(f"InMail broker ready: NATS {url}, read models {settings.store_url}", flush=True)
+        serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[args.role]
+        read_models = f", read models {settings.store_url}" if settings.projections else ""
+        print(f"InMail broker ready ({serving}): NATS {url}{read_models}", flush=True)
         await stop.wait()
         log.info("stopping: finishing commands in flight")
     finally:

@@ -123,9 +123,9 @@ class InMailService:
         log.info("InMail service answering on %s", s.nats_url)
 
     async def _wait_until_answering(self, nc: NATS) -> None:
-        # Subscriptions reach the server asynchronously: "started" means a request to
-        # ourselves got its answer (an empty command body is refused, so nothing is
-        # written; an empty Health query is answered).
+        # Subscriptions reach the server asynchronously: "started" means a request on the
+        # subject subscribed last got its answer (an empty command body is refused, so
+        # nothing is written; an empty Health query is answered).
         probe = subjects.command(COMMANDS[0].__name__) if self.settings.commands else subjects.query("Health")
         for _ in range(100):
             try:
@@ -236,14 +236,16 @@ def build_broker(
         # (about 6% of the service's CPU per SendInMail in a profile).
         apply_types=False,
     )
+    # Subscribed in this order on one connection, so the server learns of them in this
+    # order: the start-up probe (a command, or Health without commands) is on the last.
     routes: list[tuple[str, type, Handler, str]] = []
+    if handle_query is not None:
+        routes += [(subjects.admin(a.__name__), a, handle_query, "") for a in ADMIN_OPERATIONS]
+        routes += [(subjects.query(q.__name__), q, handle_query, subjects.QUERY_QUEUE) for q in QUERIES]
     if handle_command is not None:
         routes += [
             (subjects.command(c.__name__), c, handle_command, subjects.COMMAND_QUEUE) for c in COMMANDS
         ]
-    if handle_query is not None:
-        routes += [(subjects.query(q.__name__), q, handle_query, subjects.QUERY_QUEUE) for q in QUERIES]
-        routes += [(subjects.admin(a.__name__), a, handle_query, "") for a in ADMIN_OPERATIONS]
     for subject, message, handle, queue in routes:
         _subscribe(broker, dispatcher, subject, message, handle, queue)
     return broker

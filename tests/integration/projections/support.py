@@ -124,6 +124,8 @@ class Responder:
             await self.nc.subscribe(f"{subjects.QUERY_ROOT}.*", queue=subjects.QUERY_QUEUE, cb=self._on)
         )
         self.subscriptions.append(await self.nc.subscribe(subjects.admin("Replay"), cb=self._on))
+        # The server knows the subscriptions once it answered a PING sent after them.
+        await self.nc.flush()
 
     async def _on(self, msg: Msg) -> None:
         # One task per request: a query waiting for min_seq must not hold up the others.

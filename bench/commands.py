@@ -39,7 +39,6 @@ from nats.aio.client import Client as NATS
 from bench import peer
 from bench.common import (
     SETTINGS,
-    TITLES,
     CpuSample,
     fmt,
     git_describe,
@@ -47,7 +46,9 @@ from bench.common import (
     log,
     median,
     nats_server,
+    publish_report,
     ratio,
+    settings_sections,
 )
 from bench.limit import Plan as LimitPlan
 from bench.limit import ensure_stream, publish_rate, raw_publish_op
@@ -342,9 +343,7 @@ def report(results: Sequence[SettingResult], plan: Plan, command: str) -> str:
         "the row says so) in its own process.",
         [f"Code: {git_describe()}"],
     )
-    for result in results:
-        parts += [f"### {TITLES[result.setting]}", "", table(result)]
-    parts += ["### Targets", "", *[f"- {line}" for line in targets(results)], ""]
+    parts += settings_sections([(r.setting, table(r)) for r in results], targets(results))
     return "\n".join(parts)
 
 
@@ -381,11 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if on
     )
-    text = report(results, plan, command)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    return publish_report(report(results, plan, command), args.out)
 
 
 if __name__ == "__main__":

@@ -157,3 +157,21 @@ class CpuSample:
         times = os.times()
         service = tree_cpu_seconds(service_pid) if service_pid else 0.0
         return CpuSample(time.perf_counter(), times.user + times.system, service)
+
+
+def settings_sections(tables: Sequence[tuple[str, str]], target_lines: Sequence[str] = ()) -> list[str]:
+    """Report parts: a section per fsync setting (its title, its tables), then the targets."""
+    parts: list[str] = []
+    for setting, tables_text in tables:
+        parts += [f"### {TITLES[setting]}", "", tables_text]
+    if target_lines:
+        parts += ["### Targets", "", *[f"- {line}" for line in target_lines], ""]
+    return parts
+
+
+def publish_report(text: str, out: str | None) -> int:
+    """Print the report, write it to ``out`` when given; the command's exit code."""
+    print(text)
+    if out:
+        Path(out).write_text(text)
+    return 0

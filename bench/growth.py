@@ -33,7 +33,18 @@ import nats
 from nats.aio.client import Client as NATS
 
 from bench import dataset
-from bench.common import SETTINGS, TITLES, fmt, git_describe, header, log, median, nats_server, ratio
+from bench.common import (
+    SETTINGS,
+    fmt,
+    git_describe,
+    header,
+    log,
+    median,
+    nats_server,
+    publish_report,
+    ratio,
+    settings_sections,
+)
 from bench.load import Requester, Run, closed_loop, sequential
 from bench.service import ServiceProcess
 from bench.workload import register, send_from, send_op, setup_members
@@ -315,9 +326,7 @@ def report(results: Sequence[GrowthResult], plan: Plan, command: str) -> str:
         "stream; the service (`python -m bench.service`, no projections) in its own process.",
         [f"Code: {git_describe()}"],
     )
-    for result in results:
-        parts += [f"### {TITLES[result.setting]}", "", table(result)]
-    parts += ["### Targets", "", *[f"- {line}" for line in targets(results)], ""]
+    parts += settings_sections([(r.setting, table(r)) for r in results], targets(results))
     return "\n".join(parts)
 
 
@@ -338,11 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return [await run_setting(setting, plan, dirs) for setting in SETTINGS]
 
         results = asyncio.run(run_all())
-    text = report(results, plan, "python -m bench.growth" + (" --quick" if args.quick else ""))
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    command = "python -m bench.growth" + (" --quick" if args.quick else "")
+    return publish_report(report(results, plan, command), args.out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,17 @@ from nats.aio.client import Client as NATS
 from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 
-from bench.common import SETTINGS, TITLES, fmt, header, log, median, nats_server, ratio
+from bench.common import (
+    SETTINGS,
+    fmt,
+    header,
+    log,
+    median,
+    nats_server,
+    publish_report,
+    ratio,
+    settings_sections,
+)
 from bench.eventstore import event_payload
 from bench.load import Op, closed_loop
 
@@ -189,8 +199,7 @@ def report(results: Sequence[LimitResult], plan: Plan, command: str) -> str:
         f"Each figure: median of {plan.rounds} run(s); publish runs of {plan.duration:g} s after "
         f"{plan.warmup:g} s warm-up; the read is of a stream of {plan.read_events:,} events.",
     )
-    for result in results:
-        parts += [f"### {TITLES[result.setting]}", "", table(result)]
+    parts += settings_sections([(r.setting, table(r)) for r in results])
     if len(results) == 2:
         durable, relaxed = results
         parts += [
@@ -221,11 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     results = asyncio.run(run_all(plan))
-    text = report(results, plan, "python -m bench.limit" + (" --quick" if args.quick else ""))
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    command = "python -m bench.limit" + (" --quick" if args.quick else "")
+    return publish_report(report(results, plan, command), args.out)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,17 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteDatastore, SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
 
-from bench.common import SETTINGS, fmt, header, log, median, percentile, postgres_version, ratio
+from bench.common import (
+    SETTINGS,
+    fmt,
+    header,
+    log,
+    median,
+    percentile,
+    postgres_version,
+    publish_report,
+    ratio,
+)
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 SCHEMA = "bench_peer"
@@ -376,11 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     results = run_all(plan, args.dsn)
-    text = report(results, plan, "python -m bench.peer" + (" --quick" if args.quick else ""), args.dsn)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    command = "python -m bench.peer" + (" --quick" if args.quick else "")
+    return publish_report(report(results, plan, command, args.dsn), args.out)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import dataset
-from bench.common import SETTINGS, TITLES, fmt, git_describe, header, log, median, ratio
+from bench.common import (
+    SETTINGS,
+    fmt,
+    git_describe,
+    header,
+    log,
+    median,
+    publish_report,
+    ratio,
+    settings_sections,
+)
 from bench.limit import ordered_read_rate
 from bench.service import tree_cpu_seconds
 from contracts import subjects
@@ -174,9 +184,7 @@ def report(results: Sequence[ReplayResult], plan: Plan, command: str, made: data
         f"{made.generation_seconds:,.0f} s.",
         [f"Code: {git_describe()}"],
     )
-    for result in results:
-        parts += [f"### {TITLES[result.setting]}", "", table(result)]
-    parts += ["### Targets", "", *[f"- {line}" for line in targets(results)], ""]
+    parts += settings_sections([(r.setting, table(r)) for r in results], targets(results))
     return "\n".join(parts)
 
 
@@ -199,11 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return [await run_setting(setting, plan, data_dir) for setting in SETTINGS]
 
         results = asyncio.run(run_all())
-    text = report(results, plan, "python -m bench.replay" + (" --quick" if args.quick else ""), made)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    command = "python -m bench.replay" + (" --quick" if args.quick else "")
+    return publish_report(report(results, plan, command, made), args.out)
 
 
 if __name__ == "__main__":

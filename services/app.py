@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from faststream import AckPolicy
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NATS
 
@@ -265,6 +266,9 @@ def _subscribe(
         queue=queue,
         decoder=_whole_message,
         no_reply=True,
+        # Core NATS has nothing to acknowledge: MANUAL leaves FastStream's acknowledgement
+        # middleware out of every message's path (about 5% of the CPU per SendInMail).
+        ack_policy=AckPolicy.MANUAL,
         title=name,
         description=(message.__doc__ or name).strip().splitlines()[0],
     )(handler)

@@ -40,7 +40,7 @@ from projections.writer import (
     WriterDied,
     make_host,
 )
-from services.eventstore.jetstream import JetStreamEventStore, StoredMessage
+from services.eventstore.jetstream import JetStreamEventStore, StoredMessage, stop_if_cancelled
 
 log = logging.getLogger("inmail.projections")
 
@@ -240,6 +240,7 @@ class Projections:
                 log.warning("%s; starting it again", exc)
                 outcome = await self._revive()
             except Exception as exc:
+                stop_if_cancelled()
                 log.warning("following the event stream from %d failed (%s); retrying", start, exc)
                 outcome = Outcome.RETRY
             delay = min(max(delay * 2, 0.5), 5.0) if outcome is Outcome.RETRY else 0.0

@@ -444,6 +444,10 @@ class WriterProcess:
                 [sys.executable, "-c", _CHILD, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
+                # A session of its own: a terminal's Ctrl-C reaches the service, which stops
+                # the writer in order, not the writer in the middle of a batch. It still
+                # ends with the runner: a closed pipe ends ``child_main``.
+                start_new_session=True,
             )
         self._conn = Connection(ours.detach())
         # Plain data only: the child sets its import path before it imports a projection.

@@ -13,7 +13,7 @@ import contextlib
 import itertools
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 
 from contracts import replies, subjects
 from contracts.admin import ADMIN_OPERATIONS
@@ -145,7 +146,8 @@ class InMailService:
             self._scheduler = None
         if self.broker is not None:
             # No new requests from here on; those in flight finish and get their replies.
-            await self.broker.stop()
+            async with _unless_server_gone("stopping the subscribers"):
+                await self.broker.stop()
             self.broker = None
         if self.dispatcher is not None:
             await self.dispatcher.drain(self.settings.drain_timeout)
@@ -155,8 +157,19 @@ class InMailService:
         if self.events is not None:
             await self.events.close()
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+            async with _unless_server_gone("draining the connection"):
+                await self.nc.drain()
         self.nc = None
+
+
+@contextlib.asynccontextmanager
+async def _unless_server_gone(step: str) -> AsyncIterator[None]:
+    # Stopping must finish when the server went first (an operator stopping both, a
+    # lost server): what is in flight can no longer be answered, nothing is left open.
+    try:
+        yield
+    except NatsError as exc:
+        log.warning("%s: NATS is gone (%s); stopping anyway", step, type(exc).__name__)
 
 
 Handler = Callable[[str, bytes], Awaitable[bytes]]

@@ -143,6 +143,9 @@ class EmbeddedNatsServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A session of its own: Ctrl-C in a terminal reaches the service alone, which
+                # drains and then stops the server; the server still dies with its parent.
+                start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
         try:

@@ -659,7 +659,11 @@ class _PullFollower:
             self.arrived.clear()
             wait = self.requested_at + self.expires + 2.0 - asyncio.get_running_loop().time()
             try:
-                await asyncio.wait_for(self.arrived.wait(), max(wait, 0.01))
+                # asyncio.timeout, not wait_for: on Python 3.11, wait_for can swallow a
+                # cancellation that arrives as the event is set, and the follower then
+                # kept reconnecting to a server that was gone instead of stopping.
+                async with asyncio.timeout(max(wait, 0.01)):
+                    await self.arrived.wait()
             except TimeoutError:
                 # Neither messages nor the server's end-of-request status: the consumer
                 # is gone (a server restart) or the connection dropped.
@@ -737,6 +741,7 @@ class _PullFollower:
                 await self._create()
                 return
             except StoreUnavailable:
+                stop_if_cancelled()
                 await asyncio.sleep(0.5)
 
     async def close(self) -> None:
@@ -749,6 +754,18 @@ class _PullFollower:
         if consumer and self.store.nc.is_connected:
             with contextlib.suppress(Exception):
                 await self.store.nc.publish(f"$JS.API.CONSUMER.DELETE.{self.store.spec.name}.{consumer}", b"")
+
+
+def stop_if_cancelled() -> None:
+    """Raise ``CancelledError`` when the current task was asked to stop.
+
+    For retry loops: on Python 3.11, ``asyncio.wait_for`` (which nats-py's requests use)
+    can turn a cancellation that coincides with its timeout into ``TimeoutError``, and a
+    loop retrying on that error would never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _stream_seq(reply: str) -> int:

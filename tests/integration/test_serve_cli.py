@@ -86,6 +86,32 @@ def test_serve_runs_the_embedded_server_and_stops_cleanly_on_sigterm(tmp_path: P
             process.wait()
 
 
+def test_ctrl_c_in_a_terminal_stops_serve_cleanly(tmp_path: Path) -> None:
+    # A terminal's Ctrl-C sends SIGINT to the whole foreground process group: the
+    # embedded server must not go first and leave the service draining into nothing.
+    port = free_port()
+    process = subprocess.Popen(
+        [*INMAIL, "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert "ready" in process.stdout.readline()
+        assert asyncio.run(_register(f"nats://127.0.0.1:{port}"))["ok"] is True
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        stderr = process.stderr.read()
+        assert "Traceback" not in stderr and "NATS is gone" not in stderr, stderr
+        assert not _nats_server_pids(tmp_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 async def _register(url: str) -> dict[str, object]:
     nc = await nats.connect(url)
     fields = {"member_id": "alice", "display_name": "Alice", "email": "a@b.c", "tier": "free"}

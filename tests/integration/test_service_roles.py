@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 from nats.errors import NoRespondersError
 
-from services.natsserver import EmbeddedNatsServer
+from services.app import InMailService
+from services.natsserver import EmbeddedNatsServer, NatsServerSettings
 from tests.integration.service_env import client_for, running_service, settings_for
 
 
@@ -61,3 +63,15 @@ def test_serve_help_lists_the_roles() -> None:
     )
     assert result.returncode == 0
     assert "--role {all,commands,read}" in result.stdout
+
+
+async def test_stopping_after_the_server_is_gone_finishes_without_error(tmp_path: Path) -> None:
+    server = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path / "nats", port=0))
+    server.start()
+    try:
+        service = InMailService(settings_for(server.url, tmp_path))
+        await service.start()
+    finally:
+        server.stop()
+    await asyncio.wait_for(service.stop(), 60)
+    assert service.nc is None and service.broker is None and service.projections is None

@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from contracts.events import AnyEvent, Event
 from contracts.replies import ErrorCode
@@ -57,6 +57,58 @@ class Projection(ABC):
         the stream's first: events about members or InMails first seen before that
         sequence are then expected and left out; otherwise they are an error.
         """
+
+
+Row = TypeVar("Row")
+
+
+class Touched(Generic[Row]):
+    """The rows of one table a batch touches, by key: loaded with one query, changed in
+    memory by the batch's events, written back with one insert and one update statement.
+    """
+
+    def __init__(self, rows: dict[str, Row], *, strict: bool, noun: str, unknown: str) -> None:
+        self.rows = rows
+        self.strict = strict
+        self.new: set[str] = set()
+        self.changed: set[str] = set()
+        self._noun = noun
+        self._unknown = unknown
+
+    def create(self, key: str, row: Row, verb: str) -> Row:
+        """A row the event brings into being; its key must be new to the read model."""
+        if key in self.rows:
+            raise ProjectionError(f"{self._noun} {key} {verb} twice")
+        self.rows[key] = row
+        self.new.add(key)
+        return row
+
+    def existing(self, key: str, event: Event) -> Row | None:
+        """The row an event changes; None (strict: an error) when the read model never saw it."""
+        row = self.rows.get(key)
+        if row is None:
+            if self.strict:
+                raise ProjectionError(f"{type(event).__name__} {self._unknown} {key}")
+            return None
+        self.changed.add(key)
+        return row
+
+    def write_back(
+        self,
+        tx: Tx,
+        insert: str,
+        update: str,
+        values: Callable[[Row], Sequence[Any]],
+        changes: Callable[[Row], Sequence[Any]],
+    ) -> None:
+        """Insert the new rows, update the changed ones."""
+        tx.executemany(insert, [values(self.rows[key]) for key in self.new])
+        tx.executemany(update, [changes(self.rows[key]) for key in self.changed - self.new])
+
+
+def load_rows(tx: Tx, sql: str, keys: set[str], make: Callable[..., Row]) -> dict[str, Row]:
+    """The rows of ``sql`` (its ``{keys}`` placeholder, key in the first column) by key."""
+    return {row[0]: make(*row) for row in tx.fetch_in(sql, keys)}
 
 
 def to_us(moment: datetime) -> int:

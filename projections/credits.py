@@ -43,11 +43,12 @@ from contracts.types import utc
 from projections.base import (
     Batch,
     Projection,
-    ProjectionError,
     QueryFailure,
+    Touched,
     decode_cursor,
     encode_cursor,
     from_us,
+    load_rows,
     to_us,
 )
 from projections.db import Tx
@@ -78,26 +79,14 @@ _values = attrgetter(*(name.strip() for name in _BALANCE_COLUMNS.split(",")))
 _changes = attrgetter("tier", "policy", "balance", "granted", "spent", "refunded", "forfeited", "member_id")
 
 
-class CreditsView:
+class CreditsView(Touched[Balance]):
     """The balances one batch touches, and the ledger rows it appends."""
 
     def __init__(self, loaded: dict[str, Balance], *, strict: bool) -> None:
-        self.balances = loaded
-        self.strict = strict
-        self.new: set[str] = set()
-        self.changed: set[str] = set()
+        super().__init__(loaded, strict=strict, noun="member", unknown="for unknown member")
         self.ledger: list[tuple[object, ...]] = []
         self._last: tuple[str, int] = ("", 0)
         self._idx = 0
-
-    def member(self, member_id: str, event: Event) -> Balance | None:
-        balance = self.balances.get(member_id)
-        if balance is None:
-            if self.strict:
-                raise ProjectionError(f"{type(event).__name__} for unknown member {member_id}")
-            return None
-        self.changed.add(member_id)
-        return balance
 
     def record(
         self,
@@ -130,21 +119,20 @@ def evolve(view: CreditsView, seq: int, event: Event) -> None:
     """Apply one event to the batch's balances and ledger."""
     match event:
         case InMailSent():
-            if event.charged and (balance := view.member(event.sender_id, event)) is not None:
+            if event.charged and (balance := view.existing(event.sender_id, event)) is not None:
                 cost = policy(event.policy).inmail_cost
                 balance.spent += cost
                 view.record(balance, seq, event, "send", -cost, inmail_id=event.inmail_id)
         case MemberRegistered():
-            if event.member_id in view.balances:
-                raise ProjectionError(f"member {event.member_id} registered twice")
-            created = view.balances[event.member_id] = Balance(
-                event.member_id, event.tier, event.policy, granted=event.granted
+            created = view.create(
+                event.member_id,
+                Balance(event.member_id, event.tier, event.policy, granted=event.granted),
+                "registered",
             )
-            view.new.add(event.member_id)
             # Recorded even when it grants nothing: the row says the member exists from now on.
             view.record(created, seq, event, "refresh", event.granted)
         case CreditsRefreshed():
-            if (balance := view.member(event.member_id, event)) is not None:
+            if (balance := view.existing(event.member_id, event)) is not None:
                 if event.granted:
                     balance.granted += event.granted
                     view.record(balance, seq, event, "refresh", event.granted)
@@ -152,17 +140,17 @@ def evolve(view: CreditsView, seq: int, event: Event) -> None:
                     balance.forfeited += event.forfeited
                     view.record(balance, seq, event, "forfeit", -event.forfeited)
         case CreditsForfeited():
-            if (balance := view.member(event.member_id, event)) is not None and event.amount:
+            if (balance := view.existing(event.member_id, event)) is not None and event.amount:
                 balance.forfeited += event.amount
                 view.record(balance, seq, event, event.reason, -event.amount)
         case TierChanged():
-            if (balance := view.member(event.member_id, event)) is not None:
+            if (balance := view.existing(event.member_id, event)) is not None:
                 balance.tier = event.tier
                 balance.granted += event.granted
                 # Recorded even when it grants nothing: the tier changed.
                 view.record(balance, seq, event, "tier_change", event.granted)
         case CreditRefunded():
-            if (balance := view.member(event.member_id, event)) is not None:
+            if (balance := view.existing(event.member_id, event)) is not None:
                 cost = policy(event.policy).inmail_cost
                 balance.refunded += cost
                 view.record(
@@ -199,24 +187,22 @@ class CreditsProjection(Projection):
         """Load the balances the batch moves, evolve, write balances back and append the ledger."""
         registered_here = {e.member_id for _, e in events if isinstance(e, MemberRegistered)}
         wanted = {member for _, e in events if (member := _moves(e))} - registered_here
-        loaded = {
-            row[0]: Balance(*row)
-            for row in tx.fetch_in(
-                f"SELECT {_BALANCE_COLUMNS} FROM credit_balances WHERE member_id IN ({{keys}})",
-                wanted,
-            )
-        }
+        loaded = load_rows(
+            tx,
+            f"SELECT {_BALANCE_COLUMNS} FROM credit_balances WHERE member_id IN ({{keys}})",
+            wanted,
+            Balance,
+        )
         view = CreditsView(loaded, strict=strict)
         for seq, event in events:
             evolve(view, seq, event)
-        tx.executemany(
+        view.write_back(
+            tx,
             f"INSERT INTO credit_balances ({_BALANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [_values(view.balances[key]) for key in view.new],
-        )
-        tx.executemany(
             "UPDATE credit_balances SET tier = ?, policy = ?, balance = ?, granted = ?, spent = ?,"
             " refunded = ?, forfeited = ? WHERE member_id = ?",
-            [_changes(view.balances[key]) for key in view.changed - view.new],
+            _values,
+            _changes,
         )
         tx.executemany(
             f"INSERT INTO credit_ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join('?' * 15)})",

@@ -30,9 +30,11 @@ from projections.base import (
     Projection,
     ProjectionError,
     QueryFailure,
+    Touched,
     decode_cursor,
     encode_cursor,
     from_us,
+    load_rows,
     maybe_from_us,
     to_us,
 )
@@ -73,34 +75,19 @@ _changes = attrgetter("status", "refunded", "read_at", "acknowledged_at", "respo
 _RESPONSES = (InMailRead, InMailAcknowledged, InMailReplied, InMailDeclined, CreditRefunded)
 
 
-class InboxView:
-    """The rows one batch touches: loaded once, changed in memory, written back once."""
+class InboxView(Touched[InMailRow]):
+    """The InMails one batch touches, and the members it registers."""
 
     def __init__(self, loaded: dict[str, InMailRow], *, strict: bool) -> None:
-        self.inmails = loaded
-        self.strict = strict
+        super().__init__(loaded, strict=strict, noun="InMail", unknown="names unknown InMail")
         self.members: dict[str, str] = {}
-        self.new: set[str] = set()
-        self.changed: set[str] = set()
-
-    def inmail(self, event: InMailRead | InMailAcknowledged | InMailReplied | InMailDeclined
-               | CreditRefunded) -> InMailRow | None:
-        row = self.inmails.get(event.inmail_id)
-        if row is None:
-            if self.strict:
-                raise ProjectionError(f"{type(event).__name__} names unknown InMail {event.inmail_id}")
-            return None
-        self.changed.add(event.inmail_id)
-        return row
 
 
 def evolve(view: InboxView, seq: int, event: Event) -> None:
     """Apply one event to the batch's rows."""
     match event:
         case InMailSent():
-            if event.inmail_id in view.inmails:
-                raise ProjectionError(f"InMail {event.inmail_id} sent twice")
-            view.inmails[event.inmail_id] = InMailRow(
+            view.create(event.inmail_id, InMailRow(
                 inmail_id=event.inmail_id,
                 seq=seq,
                 sender_id=event.sender_id,
@@ -115,29 +102,28 @@ def evolve(view: InboxView, seq: int, event: Event) -> None:
                 refunded=0,
                 status="sent",
                 sent_at=to_us(event.occurred_at),
-            )
-            view.new.add(event.inmail_id)
+            ), "sent")
         case InMailRead():
-            if (row := view.inmail(event)) is not None and row.read_at is None:
+            if (row := view.existing(event.inmail_id, event)) is not None and row.read_at is None:
                 row.read_at = to_us(event.occurred_at)
                 if row.status == "sent":
                     row.status = "read"
         case InMailAcknowledged():
-            if (row := view.inmail(event)) is not None and row.acknowledged_at is None:
+            if (row := view.existing(event.inmail_id, event)) is not None and row.acknowledged_at is None:
                 row.acknowledged_at = to_us(event.occurred_at)
         case InMailDeclined():
-            if (row := view.inmail(event)) is not None:
+            if (row := view.existing(event.inmail_id, event)) is not None:
                 if row.status != "replied":
                     row.status = "declined"
                 if row.responded_at is None:
                     row.responded_at = to_us(event.occurred_at)
         case InMailReplied():
-            if (row := view.inmail(event)) is not None:
+            if (row := view.existing(event.inmail_id, event)) is not None:
                 row.status = "replied"
                 if row.responded_at is None:
                     row.responded_at = to_us(event.occurred_at)
         case CreditRefunded():
-            if (row := view.inmail(event)) is not None:
+            if (row := view.existing(event.inmail_id, event)) is not None:
                 row.refunded = 1
         case MemberRegistered():
             if event.member_id in view.members:
@@ -180,11 +166,9 @@ class InboxProjection(Projection):
         """Load the InMails the batch responds to, evolve, write back."""
         sent_here = {e.inmail_id for _, e in events if isinstance(e, InMailSent)}
         wanted = {e.inmail_id for _, e in events if isinstance(e, _RESPONSES)} - sent_here
-        loaded = {
-            row[0]: InMailRow(*row)
-            for row in tx.fetch_in(f"SELECT {_COLUMNS} FROM inbox_inmails WHERE inmail_id IN ({{keys}})",
-                                   wanted)
-        }
+        loaded = load_rows(
+            tx, f"SELECT {_COLUMNS} FROM inbox_inmails WHERE inmail_id IN ({{keys}})", wanted, InMailRow
+        )
         view = InboxView(loaded, strict=strict)
         for seq, event in events:
             evolve(view, seq, event)
@@ -192,14 +176,13 @@ class InboxProjection(Projection):
             "INSERT INTO inbox_members (member_id, display_name) VALUES (?, ?)",
             list(view.members.items()),
         )
-        tx.executemany(
+        view.write_back(
+            tx,
             f"INSERT INTO inbox_inmails ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
-            [_values(view.inmails[key]) for key in view.new],
-        )
-        tx.executemany(
             "UPDATE inbox_inmails SET status = ?, refunded = ?, read_at = ?, acknowledged_at = ?,"
             " responded_at = ? WHERE inmail_id = ?",
-            [_changes(view.inmails[key]) for key in view.changed - view.new],
+            _values,
+            _changes,
         )
 
 

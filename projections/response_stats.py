@@ -27,7 +27,7 @@ from contracts.events import (
 )
 from contracts.policy import policy
 from contracts.queries import ResponseStats, ResponseStatsData
-from projections.base import Batch, Projection, ProjectionError, duration_us, to_us
+from projections.base import Batch, Projection, Touched, duration_us, load_rows, to_us
 from projections.db import Tx
 
 _COLUMNS = (
@@ -71,32 +71,11 @@ _changes = attrgetter(
 _RESPONSES = (InMailRead, InMailReplied, InMailDeclined, CreditRefunded)
 
 
-class StatsView:
-    """The rows one batch touches."""
-
-    def __init__(self, loaded: dict[str, StatsRow], *, strict: bool) -> None:
-        self.inmails = loaded
-        self.strict = strict
-        self.new: set[str] = set()
-        self.changed: set[str] = set()
-
-    def inmail(self, event: InMailRead | InMailReplied | InMailDeclined | CreditRefunded) -> StatsRow | None:
-        row = self.inmails.get(event.inmail_id)
-        if row is None:
-            if self.strict:
-                raise ProjectionError(f"{type(event).__name__} names unknown InMail {event.inmail_id}")
-            return None
-        self.changed.add(event.inmail_id)
-        return row
-
-
-def evolve(view: StatsView, seq: int, event: Event) -> None:
+def evolve(view: Touched[StatsRow], seq: int, event: Event) -> None:
     """Apply one event to the batch's rows."""
     match event:
         case InMailSent():
-            if event.inmail_id in view.inmails:
-                raise ProjectionError(f"InMail {event.inmail_id} sent twice")
-            view.inmails[event.inmail_id] = StatsRow(
+            sent = StatsRow(
                 inmail_id=event.inmail_id,
                 sender_id=event.sender_id,
                 sender_tier=event.sender_tier,
@@ -106,20 +85,20 @@ def evolve(view: StatsView, seq: int, event: Event) -> None:
                 sent_at=to_us(event.occurred_at),
                 charged=int(event.charged),
             )
-            view.new.add(event.inmail_id)
+            view.create(event.inmail_id, sent, "sent")
         case InMailRead():
-            if (row := view.inmail(event)) is not None:
+            if (row := view.existing(event.inmail_id, event)) is not None:
                 row.was_read = 1
         case InMailReplied():
-            if (row := view.inmail(event)) is not None:
+            if (row := view.existing(event.inmail_id, event)) is not None:
                 row.replied = 1
                 row.respond(to_us(event.occurred_at))
         case InMailDeclined():
-            if (row := view.inmail(event)) is not None:
+            if (row := view.existing(event.inmail_id, event)) is not None:
                 row.declined = 1
                 row.respond(to_us(event.occurred_at))
         case CreditRefunded():
-            if (row := view.inmail(event)) is not None:
+            if (row := view.existing(event.inmail_id, event)) is not None:
                 row.refunded = 1
 
 
@@ -146,23 +125,19 @@ class ResponseStatsProjection(Projection):
         """Load the InMails the batch responds to, evolve, write back."""
         sent_here = {e.inmail_id for _, e in events if isinstance(e, InMailSent)}
         wanted = {e.inmail_id for _, e in events if isinstance(e, _RESPONSES)} - sent_here
-        loaded = {
-            row[0]: StatsRow(*row)
-            for row in tx.fetch_in(
-                f"SELECT {_COLUMNS} FROM response_stats WHERE inmail_id IN ({{keys}})", wanted
-            )
-        }
-        view = StatsView(loaded, strict=strict)
+        loaded = load_rows(
+            tx, f"SELECT {_COLUMNS} FROM response_stats WHERE inmail_id IN ({{keys}})", wanted, StatsRow
+        )
+        view = Touched(loaded, strict=strict, noun="InMail", unknown="names unknown InMail")
         for seq, event in events:
             evolve(view, seq, event)
-        tx.executemany(
+        view.write_back(
+            tx,
             f"INSERT INTO response_stats ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-            [_values(view.inmails[key]) for key in view.new],
-        )
-        tx.executemany(
             "UPDATE response_stats SET was_read = ?, replied = ?, declined = ?, responded_at = ?,"
             " responded_30d = ?, refunded = ? WHERE inmail_id = ?",
-            [_changes(view.inmails[key]) for key in view.changed - view.new],
+            _values,
+            _changes,
         )
 
 

@@ -104,9 +104,6 @@ class CommandExecutor:
         self.settings = settings or CommandSettings()
         self.clock = clock
         self.ids = ids or fresh_ids()
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     async def handle_raw(self, name: str, body: bytes) -> bytes:
         """Decode and execute a command; the encoded reply envelope."""
@@ -116,9 +113,7 @@ class CommandExecutor:
         return replies.encode(await self.execute(decoded))
 
     async def execute(self, command: AnyCommand) -> CommandOk | Failure:
-        """Execute one command; never raises."""
-        self._in_flight += 1
-        self._idle.clear()
+        """Execute one command; raises only ``OutcomeUnknown`` (then no reply is sent)."""
         try:
             return await self._execute(command)
         except DomainError as exc:
@@ -134,18 +129,6 @@ class CommandExecutor:
         except Exception:
             log.exception("command %s failed", type(command).__name__)
             return replies.failure("UNAVAILABLE", "internal error; nothing was recorded")
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
-
-    async def drain(self, grace: float) -> bool:
-        """Wait until no command is in flight; False when ``grace`` seconds were not enough."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-        except TimeoutError:
-            return False
-        return True
 
     async def _execute(self, command: AnyCommand) -> CommandOk | Failure:
         target_id = member.target_of(command)

@@ -52,7 +52,7 @@ class MemberRepository:
         else:
             self._cache.move_to_end(member_id)
         if fresh:
-            await self._refresh(loaded)
+            await self.catch_up(loaded)
         self._remember(loaded)
         return loaded
 
@@ -67,20 +67,17 @@ class MemberRepository:
         return {item.member_id: item.state for item in loaded}
 
     async def catch_up(self, loaded: Loaded) -> bool:
-        """Apply events newer than the loaded version; True when there were any."""
-        return await self._catch_up(loaded)
+        """Apply events newer than the loaded version; True when there were any.
 
-    async def _refresh(self, loaded: Loaded) -> None:
-        # A cached member is most often up to date: ask for its last sequence first, and
-        # read (the expensive request for the server) only when there is something newer.
-        if loaded.version and await self.store.last_seq_of(subjects.member_events(loaded.member_id)) <= (
-            loaded.version
-        ):
-            return
-        await self._catch_up(loaded)
-
-    async def _catch_up(self, loaded: Loaded) -> bool:
-        stored = await self.store.read_subject(subjects.member_events(loaded.member_id), after=loaded.version)
+        A cached member is most often up to date: ask for its last sequence first (the
+        server answers from its per-subject index) and read only when something is
+        newer. Reading "from the version on" makes the server scan the stream's blocks
+        after that version, even when there is nothing to find.
+        """
+        subject = subjects.member_events(loaded.member_id)
+        if loaded.version and await self.store.last_seq_of(subject) <= loaded.version:
+            return False
+        stored = await self.store.read_subject(subject, after=loaded.version)
         for message in stored:
             _apply(loaded, decode_event(message.data), message.seq)
         return bool(stored)

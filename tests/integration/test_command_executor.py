@@ -86,6 +86,23 @@ async def test_a_recipient_changed_by_another_instance_is_read_fresh(env: Env) -
     assert isinstance(refused, Failure) and refused.error.code == "RECIPIENT_OPTED_OUT"
 
 
+async def test_a_refusal_on_a_stale_state_catches_up_and_decides_again(env: Env) -> None:
+    sender = await env.register(tier="premium_career")
+    recipients = [await env.register() for _ in range(5)]
+    first, second = env.new_executor(), env.new_executor()
+    sent = [await env.run(send(sender, r), first) for r in recipients]
+    assert all(isinstance(reply, CommandOk) for reply in sent)
+    # The first instance now holds the sender at 0 credits; a reply through the second
+    # refunds one, which the first does not know about.
+    inmail_id = sent[0].data.inmail_id  # type: ignore[union-attr]
+    reply = c.RecordReply(command_id=new_id("r"), inmail_id=inmail_id, member_id=recipients[0], body="Hi")
+    assert isinstance(await env.run(reply, second), CommandOk)
+
+    accepted = await env.run(send(sender, await env.register()), first)
+
+    assert isinstance(accepted, CommandOk) and accepted.data.credits_left == 0
+
+
 async def test_a_repeated_command_id_returns_the_original_reply_and_writes_nothing(env: Env) -> None:
     sender, recipient = await env.register(), await env.register()
     command = send(sender, recipient)

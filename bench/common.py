@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bench.eventstore import machine
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 
 SETTINGS: tuple[str, ...] = ("durable", "relaxed")
 """Every figure is measured under both, durable first."""

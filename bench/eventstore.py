@@ -32,9 +32,8 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.js.client import JetStreamContext
 
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore, NewMessage, StreamSpec
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings, find_binary
+from eventstore import JetStreamEventStore, NewMessage, StreamSpec, connect
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings, find_binary
 
 STREAM = "BENCH_EVENTS"
 SUBJECT_ROOT = "bench"

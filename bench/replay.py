@@ -43,10 +43,9 @@ from bench.common import (
 from bench.limit import ordered_read_rate
 from bench.service import tree_cpu_seconds
 from contracts import subjects
+from eventstore import JetStreamEventStore, connect
+from inmail.streams import events_stream
 from projections.runner import Projections
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore
-from services.repository import events_stream
 
 
 @dataclass(frozen=True, slots=True)

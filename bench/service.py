@@ -165,7 +165,7 @@ class ServiceProcess:
 
 async def serve(args: argparse.Namespace) -> None:
     """Run the service until SIGTERM or SIGINT."""
-    from services.app import InMailService, ServiceSettings
+    from inmail.app import InMailService, ServiceSettings
 
     service = InMailService(
         ServiceSettings(

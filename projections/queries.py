@@ -28,11 +28,11 @@ from contracts.queries import (
     ResponseStats,
 )
 from contracts.replies import Failure, QueryOk
+from eventstore import JetStreamEventStore
 from projections import credits, inbox, response_stats
 from projections.base import QueryFailure
 from projections.db import Tx
 from projections.runner import Projections
-from services.eventstore.jetstream import JetStreamEventStore
 
 log = logging.getLogger("inmail.queries")
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
+from eventstore import JetStreamEventStore, StoredMessage, stop_if_cancelled
 from projections.base import Projection
 from projections.credits import CreditsProjection
 from projections.db import Database, Tx
@@ -40,7 +41,6 @@ from projections.writer import (
     WriterDied,
     make_host,
 )
-from services.eventstore.jetstream import JetStreamEventStore, StoredMessage, stop_if_cancelled
 
 log = logging.getLogger("inmail.projections")
 

@@ -16,7 +16,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from contracts import subjects
 from contracts.commands import RegisterMember
-from services.eventstore.jetstream import JetStreamEventStore, StoreUnavailable, StreamSpec
+from eventstore import JetStreamEventStore, StoreUnavailable, StreamSpec
 
 
 class Contact(msgspec.Struct, frozen=True):
@@ -27,13 +27,11 @@ class Contact(msgspec.Struct, frozen=True):
     command_id: str
 
 
-MEMBERS_STREAM = StreamSpec(name=subjects.MEMBERS_STREAM, subjects=(f"{subjects.MEMBERS_ROOT}.>",))
-
 
 class ContactBook:
     """Write and look up contact records."""
 
-    def __init__(self, nc: NATS, spec: StreamSpec = MEMBERS_STREAM, *, timeout: float = 5.0) -> None:
+    def __init__(self, nc: NATS, spec: StreamSpec, *, timeout: float = 5.0) -> None:
         self.store = JetStreamEventStore(nc, spec, timeout=timeout)
         self.timeout = timeout
 

@@ -15,13 +15,8 @@ from dataclasses import dataclass
 
 from contracts import subjects
 from contracts.events import AnyEvent, decode_event, encode_event
+from eventstore import Appended, JetStreamEventStore, NewMessage
 from services.domain.member import Member, evolve, registered_seq_of
-from services.eventstore.jetstream import Appended, JetStreamEventStore, NewMessage, StreamSpec
-
-
-def events_stream(replicas: int = 1) -> StreamSpec:
-    """The stream of member aggregates: the source of truth."""
-    return StreamSpec(name=subjects.EVENTS_STREAM, subjects=(subjects.EVENTS_ALL,), replicas=replicas)
 
 
 @dataclass(slots=True)

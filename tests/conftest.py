@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore, StreamSpec
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+from eventstore import JetStreamEventStore, StreamSpec, connect
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,11 @@ from nats.aio.client import Client as NATS
 
 from contracts import commands as c
 from contracts.replies import CommandOk, Failure
-from services.commands import CommandExecutor, CommandSettings
-from services.contacts import MEMBERS_STREAM, ContactBook
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore
-from services.repository import MemberRepository, events_stream
+from eventstore import JetStreamEventStore, connect
+from inmail.streams import events_stream, members_stream
+from services.contacts import ContactBook
+from services.executor import CommandExecutor, CommandSettings
+from services.repository import MemberRepository
 
 
 class Env:
@@ -74,12 +74,12 @@ async def command_env(url: str) -> AsyncIterator[Env]:
     store = JetStreamEventStore(nc, events_stream())
     await store.ensure_stream()
     await store.open()
-    contacts = ContactBook(nc)
+    contacts = ContactBook(nc, members_stream())
     await contacts.ensure_stream()
     try:
         yield Env(nc, store, contacts)
     finally:
         await store.close()
-        for name in (store.spec.name, MEMBERS_STREAM.name):
+        for name in (store.spec.name, contacts.store.spec.name):
             await store.js.delete_stream(name)
         await nc.close()

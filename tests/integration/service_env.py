@@ -12,8 +12,8 @@ import msgspec
 from nats.aio.client import Client as NATS
 
 from contracts import subjects
-from services.app import InMailService, ServiceSettings, default_store_url
-from services.eventstore.connection import connect
+from eventstore import connect
+from inmail.app import InMailService, ServiceSettings, default_store_url
 
 
 class Client:

@@ -10,7 +10,7 @@ import pytest
 
 from contracts import commands as c
 from contracts.replies import CommandOk, Failure
-from services.natsserver import EmbeddedNatsServer
+from inmail.natsserver import EmbeddedNatsServer
 from tests.integration.commands_env import Env, command_env, new_id
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

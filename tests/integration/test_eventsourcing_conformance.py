@@ -27,6 +27,8 @@ from eventsourcing.tests import projection as es_projection
 from eventsourcing.utils import Environment
 from nats.js.errors import NotFoundError
 
+from eventstore import connect
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 from services.eventstore import (
     JetStreamAggregateRecorder,
     JetStreamApplicationRecorder,
@@ -34,8 +36,6 @@ from services.eventstore import (
     JetStreamProcessRecorder,
     JetStreamTrackingRecorder,
 )
-from services.eventstore.connection import connect
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,7 @@ class _ApplicationOnNats(TestCase):
 
 
 class TestExampleApplication(_ApplicationOnNats, es_application.ExampleApplicationTestCase):
-    expected_factory_topic = "services.eventstore:JetStreamFactory"
+    expected_factory_topic = "eventstore.eventsourcing:JetStreamFactory"
     application_streams = ("BankAccounts",)
 
 

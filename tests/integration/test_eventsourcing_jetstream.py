@@ -31,14 +31,13 @@ from eventsourcing.utils import Environment
 from nats.js.api import StreamInfo
 from nats.js.errors import NotFoundError
 
+from eventstore import JetStreamEventStore, StoredMessage, StreamSpec, connect
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 from services.eventstore import (
     JetStreamApplicationRecorder,
     JetStreamFactory,
     JetStreamProcessRecorder,
 )
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore, StoredMessage, StreamSpec
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import (
+from eventstore import (
     MAX_BATCH,
     Appended,
     AppendRejected,
@@ -30,8 +29,9 @@ from services.eventstore.jetstream import (
     StreamSpec,
     Write,
     WrongExpectedVersion,
+    connect,
 )
-from services.natsserver import EmbeddedNatsServer
+from inmail.natsserver import EmbeddedNatsServer
 from tests.conftest import unique
 
 

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from contracts import subjects
-from services.eventstore.connection import connect
-from services.natsserver import EmbeddedNatsServer
+from eventstore import connect
+from inmail.natsserver import EmbeddedNatsServer
 from tests.integration.service_env import Client, client_for, new_id, running_service, settings_for
 
 

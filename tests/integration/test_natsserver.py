@@ -14,7 +14,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from services.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
 
 
 def process_start_time(pid: int) -> int | None:
@@ -165,7 +165,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+    from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 
     server = EmbeddedNatsServer(NatsServerSettings(data_dir=Path(sys.argv[1]), port=0))
     server.start()

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from contracts import subjects
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 from tests.integration.service_env import Client, client_for, running_service, settings_for
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts import commands as c
-from services.commands import CommandExecutor, CommandSettings
-from services.natsserver import EmbeddedNatsServer
+from inmail.natsserver import EmbeddedNatsServer
+from services.executor import CommandExecutor, CommandSettings
+from services.monthly_refresh import BUCKET, DONE_KEY, MonthlyRefresh, member_ids, refresh_command_id
 from services.repository import MemberRepository
-from services.scheduler import BUCKET, DONE_KEY, MonthlyRefresh, member_ids, refresh_command_id
 from tests.integration.commands_env import Env, command_env, new_id
 
 MARCH = datetime(2026, 3, 1, 0, 5, tzinfo=UTC)

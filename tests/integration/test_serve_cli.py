@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 import nats
 
-INMAIL = [sys.executable, "-m", "services.cli"]
+INMAIL = [sys.executable, "-m", "inmail.cli"]
 
 
 def free_port() -> int:

@@ -12,8 +12,8 @@ import pytest
 
 from contracts import subjects
 from contracts.commands import COMMANDS
-from services.app import InMailService
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.app import InMailService
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 from tests.integration.service_env import Client, client_for, new_id, running_service, settings_for
 
 
@@ -230,7 +230,10 @@ async def test_100_concurrent_sends_over_nats_from_a_sender_with_10_credits_acce
 
 
 async def test_invalid_time_and_blocks_are_refused_over_nats(client: Client) -> None:
-    sender, recipient = await client.register(), await client.register()
+    # Every time here is data: the members join at a fixed time too, not at the wall clock's.
+    joined = "2026-11-30T10:00:00Z"
+    sender = await client.register(occurred_at=joined)
+    recipient = await client.register(occurred_at=joined)
     await client.ok(
         "SendInMail",
         sender_id=sender,

@@ -15,13 +15,13 @@ from typing import Any
 import msgspec
 
 from contracts import subjects
-from services.natsserver import EmbeddedNatsServer
+from inmail.natsserver import EmbeddedNatsServer
 from tests.integration.service_env import Client, client_for, new_id
 
 
 def start_service(url: str, data_dir: Path) -> subprocess.Popen[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "services.cli", "serve", "--nats", url, "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "inmail.cli", "serve", "--nats", url, "--data-dir", str(data_dir)]
     with (data_dir / "service.log").open("w") as log:
         process = subprocess.Popen(
             [*command, "--trust-client-time"], stdout=subprocess.PIPE, stderr=log, text=True

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from nats.errors import NoRespondersError
 
-from services.app import InMailService
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.app import InMailService
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 from tests.integration.service_env import client_for, running_service, settings_for
 
 
@@ -59,7 +59,7 @@ async def test_a_service_with_neither_role_is_refused(
 
 def test_serve_help_lists_the_roles() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "serve", "--help"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "inmail.cli", "serve", "--help"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0
     assert "--role {all,commands,read}" in result.stdout

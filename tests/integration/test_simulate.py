@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from contracts import subjects
-from services.app import InMailService
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
-from services.simulate import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
+from inmail.app import InMailService
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.simulate import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
 from tests.integration.service_env import client_for, running_service, settings_for
 
-INMAIL = [sys.executable, "-m", "services.cli"]
+INMAIL = [sys.executable, "-m", "inmail.cli"]
 
 
 @pytest.fixture(scope="module")

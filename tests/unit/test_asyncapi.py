@@ -1,11 +1,11 @@
 """docs/asyncapi.json is generated from the code; this fails when it is stale."""
 
-from services import asyncapi
+from inmail import asyncapi
 
 
 def test_the_committed_asyncapi_document_matches_the_code() -> None:
     committed = asyncapi.DOCUMENT.read_text()
-    assert committed == asyncapi.render(), "docs/asyncapi.json is stale: run python -m services.asyncapi"
+    assert committed == asyncapi.render(), "docs/asyncapi.json is stale: run python -m inmail.asyncapi"
 
 
 def test_every_command_query_and_event_has_its_schema() -> None:

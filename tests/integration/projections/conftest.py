@@ -16,9 +16,8 @@ import psycopg
 import pytest
 
 from contracts import subjects
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore, StreamSpec
-from services.natsserver import EmbeddedNatsServer, NatsServerSettings
+from eventstore import JetStreamEventStore, StreamSpec, connect
+from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 

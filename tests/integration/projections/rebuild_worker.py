@@ -10,9 +10,8 @@ import json
 import sys
 
 from contracts import subjects
+from eventstore import JetStreamEventStore, StreamSpec, connect
 from projections.runner import Projections
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore, StreamSpec
 from tests.integration.projections.support import SlowCredits, catalogue_with
 
 

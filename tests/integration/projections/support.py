@@ -15,12 +15,12 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from contracts import subjects
+from eventstore import JetStreamEventStore
 from projections.base import Batch, Projection
 from projections.credits import CreditsProjection
 from projections.db import Tx
 from projections.queries import QueryService
 from projections.runner import CATALOGUE, Projections
-from services.eventstore.jetstream import JetStreamEventStore
 
 CATCH_UP = 30.0
 """A liveness bound, not a timing assertion: how long a test waits for projections to catch up."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.eventstore.jetstream import JetStreamEventStore
+from eventstore import JetStreamEventStore
 from tests.integration.projections.support import ask, caught_up, data, pages, running
 from tests.integration.projections.world import DAY, T0, World
 

@@ -11,13 +11,12 @@ from contextlib import asynccontextmanager
 import msgspec
 import pytest
 
-from projections import operator
-from projections.operator import OperatorError
+from eventstore import JetStreamEventStore, connect
+from inmail import operator
+from inmail.natsserver import EmbeddedNatsServer
+from inmail.operator import OperatorError
 from projections.queries import QueryService
 from projections.runner import Projections
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore
-from services.natsserver import EmbeddedNatsServer
 from tests.integration.projections.support import Responder, caught_up, everything, running
 from tests.integration.projections.world import DAY, T0, World, populate
 

@@ -17,9 +17,9 @@ import pytest
 
 from contracts import subjects
 from contracts.events import CreditsForfeited
+from eventstore import JetStreamEventStore, NewMessage, StoredMessage
+from inmail.natsserver import EmbeddedNatsServer
 from projections.runner import CATALOGUE, Projections
-from services.eventstore.jetstream import JetStreamEventStore, NewMessage, StoredMessage
-from services.natsserver import EmbeddedNatsServer
 from tests.integration.projections.conftest import POSTGRES
 from tests.integration.projections.support import (
     CATCH_UP,

@@ -34,9 +34,9 @@ from contracts.commands import (
 )
 from contracts.events import AnyEvent, InMailSent, encode_event
 from contracts.types import InMailKind, Tier, month_of
+from eventstore import JetStreamEventStore, NewMessage
 from services.domain import member
 from services.domain.errors import DomainError
-from services.eventstore.jetstream import JetStreamEventStore, NewMessage
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

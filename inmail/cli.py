@@ -11,8 +11,8 @@ import sys
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
-from services.eventstore.connection import NatsUnreachable, connect
-from services.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
+from eventstore import NatsUnreachable, connect
+from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
 
 DEFAULT_NATS = "nats://127.0.0.1:4222"
 MIN_SERVER = (2, 12)
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from services.app import InMailService, ServiceSettings, default_store_url
+    from inmail.app import InMailService, ServiceSettings, default_store_url
 
     log = logging.getLogger("inmail")
     embedded: EmbeddedNatsServer | None = None
@@ -233,7 +233,7 @@ async def check_server(url: str) -> None:
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from projections import operator
+    from inmail import operator
 
     return await _operate(
         operator.replay(_url(args), args.names or None, args.from_seq, not args.no_progress)
@@ -241,19 +241,19 @@ async def _replay(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from projections import operator
+    from inmail import operator
 
     return await _operate(operator.status(_url(args)))
 
 
 async def _verify(args: argparse.Namespace) -> int:
-    from projections import operator
+    from inmail import operator
 
     return await _operate(operator.verify(_url(args)))
 
 
 async def _events(args: argparse.Namespace) -> int:
-    from projections import operator
+    from inmail import operator
 
     with contextlib.suppress(BrokenPipeError):
         return await _operate(operator.events(_url(args), args.member, args.from_seq, args.follow))
@@ -261,7 +261,7 @@ async def _events(args: argparse.Namespace) -> int:
 
 
 async def _operate(operation: Awaitable[int | None]) -> int:
-    from projections.operator import OperatorError
+    from inmail.operator import OperatorError
 
     try:
         result = await operation
@@ -274,7 +274,7 @@ async def _operate(operation: Awaitable[int | None]) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    from services.simulate import SimulationError, SimulationOptions, simulate
+    from inmail.simulate import SimulationError, SimulationOptions, simulate
 
     options = SimulationOptions(
         members=args.members,
@@ -302,7 +302,7 @@ def _at_least_two(text: str) -> int:
 
 
 def _month(text: str) -> str:
-    from services.simulate import MONTH_PATTERN
+    from inmail.simulate import MONTH_PATTERN
 
     if not MONTH_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"not a YYYY-MM month: {text}")
@@ -317,7 +317,7 @@ def _activity(text: str) -> float:
 
 
 def _id_prefix(text: str) -> str:
-    from services.simulate import ID_PREFIX_PATTERN
+    from inmail.simulate import ID_PREFIX_PATTERN
 
     if not ID_PREFIX_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"must be 1-24 of A-Z a-z 0-9 _ -: {text}")

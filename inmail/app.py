@@ -27,14 +27,14 @@ from contracts import replies, subjects
 from contracts.admin import ADMIN_OPERATIONS
 from contracts.commands import COMMANDS
 from contracts.queries import QUERIES
+from eventstore import JetStreamEventStore, OutcomeUnknown, connect
+from inmail.streams import events_stream, members_stream
 from projections.queries import QueryService
 from projections.runner import Projections
-from services.commands import CommandExecutor, CommandSettings
 from services.contacts import ContactBook
-from services.eventstore.connection import connect
-from services.eventstore.jetstream import JetStreamEventStore, OutcomeUnknown
-from services.repository import MemberRepository, events_stream
-from services.scheduler import MonthlyRefresh
+from services.executor import CommandExecutor, CommandSettings
+from services.monthly_refresh import MonthlyRefresh
+from services.repository import MemberRepository
 
 log = logging.getLogger("inmail.service")
 
@@ -100,7 +100,7 @@ class InMailService:
         await events.ensure_stream()
         await events.open()
         if s.commands:
-            contacts = ContactBook(nc)
+            contacts = ContactBook(nc, members_stream(s.replicas))
             await contacts.ensure_stream()
             repository = MemberRepository(events, cache_size=s.cache_size)
             self.executor = CommandExecutor(

@@ -23,8 +23,8 @@ from contracts import subjects
 from contracts.commands import RefreshCredits
 from contracts.replies import Failure
 from contracts.types import month_of, month_start, next_month
-from services.commands import Clock, CommandExecutor, system_clock
-from services.eventstore.jetstream import JetStreamEventStore
+from eventstore import JetStreamEventStore
+from services.executor import Clock, CommandExecutor, system_clock
 
 log = logging.getLogger("inmail.scheduler")
 

@@ -1,6 +1,6 @@
 """Executing commands: decode, load, decide, append, reply.
 
-Transport-free: the FastStream handlers in ``services.app`` hand raw bodies in
+Transport-free: the FastStream handlers in ``inmail.app`` hand raw bodies in
 and send the bytes that come out. Every path ends in a reply envelope; no
 exception escapes to the transport.
 """
@@ -21,15 +21,15 @@ import msgspec
 from contracts import replies
 from contracts.commands import COMMANDS, AnyCommand, Command, RegisterMember
 from contracts.replies import CommandOk, Failure
-from services.contacts import ContactBook
-from services.domain import member
-from services.domain.errors import DomainError
-from services.eventstore.jetstream import (
+from eventstore import (
     AppendRejected,
     OutcomeUnknown,
     StoreUnavailable,
     WrongExpectedVersion,
 )
+from services.contacts import ContactBook
+from services.domain import member
+from services.domain.errors import DomainError
 from services.repository import Loaded, MemberRepository
 
 log = logging.getLogger("inmail.commands")

@@ -66,9 +66,9 @@ from nats.js import api as js_api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from services.eventstore.bridge import BridgeClosed, NatsBridge
-from services.eventstore.connection import NatsUnreachable
-from services.eventstore.jetstream import (
+from eventstore.connection import NatsUnreachable
+from eventstore.eventsourcing.bridge import BridgeClosed, NatsBridge
+from eventstore.jetstream import (
     MAX_BATCH,
     AppendRejected,
     EventStoreError,

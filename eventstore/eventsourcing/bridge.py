@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 
-from services.eventstore.connection import connect
+from eventstore.connection import connect
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ for every subscriber of the service, with payload schemas from the msgspec contr
 FastStream cannot derive schemas from msgspec Structs (and our handlers take raw
 bytes so that every decoding error becomes a reply), so the payloads are filled
 in from ``msgspec.json.schema_components``. Regenerate with
-``python -m services.asyncapi``; a test fails when docs/asyncapi.json is stale.
+``python -m inmail.asyncapi``; a test fails when docs/asyncapi.json is stale.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from contracts.commands import COMMANDS
 from contracts.events import EVENT_TYPES, AnyEvent
 from contracts.queries import QUERIES
 from contracts.replies import CommandOk, Failure, QueryOk
-from services.app import Dispatcher, ServiceSettings, build_broker
+from inmail.app import Dispatcher, ServiceSettings, build_broker
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
 REF = "#/components/schemas/{name}"

@@ -42,9 +42,8 @@ from contracts.queries import (
 )
 from contracts.replies import ErrorBody
 from contracts.types import ID_PATTERN
+from eventstore import JetStreamEventStore, NatsUnreachable, StreamSpec, connect
 from projections.reference import MemberCredits, ReferenceFold, SenderCounts
-from services.eventstore.connection import NatsUnreachable, connect
-from services.eventstore.jetstream import JetStreamEventStore, StreamSpec
 
 T = TypeVar("T")
 

@@ -1,0 +1,43 @@
+"""The JetStream event store: appends with optimistic concurrency, atomic batches, reads, follow.
+
+Generic: it knows streams, subjects and messages, nothing of InMail. It imports
+nothing else of ours, and not ``eventsourcing``: the library's persistence module
+lives in ``eventstore.eventsourcing`` and loads only when asked for.
+"""
+
+from eventstore.connection import NatsUnreachable, connect
+from eventstore.jetstream import (
+    MAX_BATCH,
+    Appended,
+    AppendRejected,
+    EventStoreError,
+    JetStreamEventStore,
+    NewMessage,
+    OutcomeUnknown,
+    StoredMessage,
+    StoreUnavailable,
+    StreamConfigMismatch,
+    StreamSpec,
+    Write,
+    WrongExpectedVersion,
+    stop_if_cancelled,
+)
+
+__all__ = [
+    "MAX_BATCH",
+    "AppendRejected",
+    "Appended",
+    "EventStoreError",
+    "JetStreamEventStore",
+    "NatsUnreachable",
+    "NewMessage",
+    "OutcomeUnknown",
+    "StoreUnavailable",
+    "StoredMessage",
+    "StreamConfigMismatch",
+    "StreamSpec",
+    "Write",
+    "WrongExpectedVersion",
+    "connect",
+    "stop_if_cancelled",
+]

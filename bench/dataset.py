@@ -3,7 +3,7 @@
 ``python -m bench.dataset [--dir DIR] [--members N] [--months M]`` starts a nats-server
 (relaxed fsync: only the events matter, not how fast they were written) on a data
 folder, the service in a process of its own (command side only, trusted client
-time), and runs ``inmail.simulate.simulate`` against it. The defaults, 5,000
+time), and runs ``inmail.simulator.simulate`` against it. The defaults, 5,000
 members over 12 simulated months, make about a million events (~20 minutes on a
 2-core machine). The folder is marked with ``BENCH_DATASET.json`` (what it holds and
 how it was made) and a ``README.txt``; a folder without a complete marker is never
@@ -30,7 +30,7 @@ from bench.common import log, nats_server
 from bench.service import ServiceProcess
 from contracts import subjects
 from inmail.natsserver import EmbeddedNatsServer
-from inmail.simulate import SimulationOptions, simulate
+from inmail.simulator import SimulationOptions, simulate
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "results" / "replay-dataset-1m"
 """Under ``bench/results/`` (ignored by git)."""

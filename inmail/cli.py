@@ -274,7 +274,7 @@ async def _operate(operation: Awaitable[int | None]) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    from inmail.simulate import SimulationError, SimulationOptions, simulate
+    from inmail.simulator import SimulationError, SimulationOptions, simulate
 
     options = SimulationOptions(
         members=args.members,
@@ -302,7 +302,7 @@ def _at_least_two(text: str) -> int:
 
 
 def _month(text: str) -> str:
-    from inmail.simulate import MONTH_PATTERN
+    from inmail.simulator import MONTH_PATTERN
 
     if not MONTH_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"not a YYYY-MM month: {text}")
@@ -317,7 +317,7 @@ def _activity(text: str) -> float:
 
 
 def _id_prefix(text: str) -> str:
-    from inmail.simulate import ID_PREFIX_PATTERN
+    from inmail.simulator import ID_PREFIX_PATTERN
 
     if not ID_PREFIX_PATTERN.match(text):
         raise argparse.ArgumentTypeError(f"must be 1-24 of A-Z a-z 0-9 _ -: {text}")

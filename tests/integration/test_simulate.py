@@ -13,7 +13,7 @@ import pytest
 from contracts import subjects
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
-from inmail.simulate import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
+from inmail.simulator import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
 from tests.integration.service_env import client_for, running_service, settings_for
 
 INMAIL = [sys.executable, "-m", "inmail.cli"]

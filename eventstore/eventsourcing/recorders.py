@@ -66,13 +66,12 @@ from nats.js import api as js_api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from eventstore.connection import NatsUnreachable
-from eventstore.eventsourcing.bridge import BridgeClosed, NatsBridge
-from eventstore.jetstream import (
+from eventstore import (
     MAX_BATCH,
     AppendRejected,
     EventStoreError,
     JetStreamEventStore,
+    NatsUnreachable,
     NewMessage,
     StoredMessage,
     StreamConfigMismatch,
@@ -80,6 +79,7 @@ from eventstore.jetstream import (
     Write,
     WrongExpectedVersion,
 )
+from eventstore.eventsourcing.bridge import BridgeClosed, NatsBridge
 
 T = TypeVar("T")
 

@@ -6,22 +6,18 @@ lives in ``eventstore.eventsourcing`` and loads only when asked for.
 """
 
 from eventstore.connection import NatsUnreachable, connect
-from eventstore.jetstream import (
-    MAX_BATCH,
-    Appended,
+from eventstore.errors import (
     AppendRejected,
     EventStoreError,
-    JetStreamEventStore,
-    NewMessage,
     OutcomeUnknown,
-    StoredMessage,
     StoreUnavailable,
     StreamConfigMismatch,
-    StreamSpec,
-    Write,
     WrongExpectedVersion,
-    stop_if_cancelled,
 )
+from eventstore.follow import stop_if_cancelled
+from eventstore.jetstream import MAX_BATCH, JetStreamEventStore
+from eventstore.messages import Appended, NewMessage, StoredMessage, Write
+from eventstore.spec import StreamSpec
 
 __all__ = [
     "MAX_BATCH",

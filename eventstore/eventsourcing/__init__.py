@@ -25,13 +25,13 @@ from eventsourcing import persistence
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from eventstore.eventsourcing.bridge import NatsBridge
+from eventstore.eventsourcing.layout import is_valid_stream_name
 from eventstore.eventsourcing.recorders import (
     JetStreamAggregateRecorder,
     JetStreamApplicationRecorder,
     JetStreamProcessRecorder,
-    JetStreamTrackingRecorder,
-    is_valid_stream_name,
 )
+from eventstore.eventsourcing.tracking import JetStreamTrackingRecorder
 
 __all__ = [
     "JetStreamAggregateRecorder",

@@ -32,7 +32,7 @@ from inmail.streams import events_stream, members_stream
 from projections.queries import QueryService
 from projections.runner import Projections
 from services.contacts import ContactBook
-from services.executor import CommandExecutor, CommandSettings
+from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
 from services.monthly_refresh import MonthlyRefresh
 from services.repository import MemberRepository
 
@@ -56,6 +56,8 @@ class ServiceSettings:
     replicas: int = 1
     cache_size: int = 200_000
     drain_timeout: float = 15.0
+    clock: Clock = system_clock
+    """Now, for commands without a trusted ``occurred_at`` and for the monthly refresh."""
 
 
 def default_store_url(data_dir: Path) -> str:
@@ -104,7 +106,7 @@ class InMailService:
             await contacts.ensure_stream()
             repository = MemberRepository(events, cache_size=s.cache_size)
             self.executor = CommandExecutor(
-                repository, contacts, CommandSettings(trust_client_time=s.trust_client_time)
+                repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
             )
         if s.projections:
             self.projections = Projections(events, s.store_url)
@@ -120,7 +122,7 @@ class InMailService:
         await self.broker.start()
         await self._wait_until_answering(nc)
         if self.executor is not None and s.scheduler:
-            refresh = MonthlyRefresh(self.executor, events)
+            refresh = MonthlyRefresh(self.executor, events, clock=s.clock)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
         log.info("InMail service answering on %s", s.nats_url)
 

@@ -15,17 +15,20 @@ from contracts.replies import CommandOk, Failure
 from eventstore import JetStreamEventStore, connect
 from inmail.streams import events_stream, members_stream
 from services.contacts import ContactBook
-from services.executor import CommandExecutor, CommandSettings
+from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
 from services.repository import MemberRepository
 
 
 class Env:
     """Executors sharing one NATS connection (or one each, to act as separate instances)."""
 
-    def __init__(self, nc: NATS, store: JetStreamEventStore, contacts: ContactBook) -> None:
+    def __init__(
+        self, nc: NATS, store: JetStreamEventStore, contacts: ContactBook, clock: Clock = system_clock
+    ) -> None:
         self.nc = nc
         self.store = store
         self.contacts = contacts
+        self.clock = clock
         self.executor = self.new_executor()
 
     def new_executor(self, *, trust_client_time: bool = True) -> CommandExecutor:
@@ -33,6 +36,7 @@ class Env:
             MemberRepository(self.store),
             self.contacts,
             CommandSettings(trust_client_time=trust_client_time),
+            clock=self.clock,
         )
 
     async def run(
@@ -69,7 +73,7 @@ def new_id(prefix: str) -> str:
 
 
 @asynccontextmanager
-async def command_env(url: str) -> AsyncIterator[Env]:
+async def command_env(url: str, clock: Clock = system_clock) -> AsyncIterator[Env]:
     nc = await connect(url)
     store = JetStreamEventStore(nc, events_stream())
     await store.ensure_stream()
@@ -77,7 +81,7 @@ async def command_env(url: str) -> AsyncIterator[Env]:
     contacts = ContactBook(nc, members_stream())
     await contacts.ensure_stream()
     try:
-        yield Env(nc, store, contacts)
+        yield Env(nc, store, contacts, clock)
     finally:
         await store.close()
         for name in (store.spec.name, contacts.store.spec.name):

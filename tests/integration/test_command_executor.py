@@ -11,14 +11,15 @@ import pytest
 from contracts import commands as c
 from contracts.replies import CommandOk, Failure
 from inmail.natsserver import EmbeddedNatsServer
+from tests.integration.clock import ShiftedClock, at_any_time
 from tests.integration.commands_env import Env, command_env, new_id
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def env(nats_server: EmbeddedNatsServer) -> AsyncIterator[Env]:
-    async with command_env(nats_server.url) as environment:
+async def env(nats_server: EmbeddedNatsServer, clock: ShiftedClock) -> AsyncIterator[Env]:
+    async with command_env(nats_server.url, clock) as environment:
         yield environment
 
 
@@ -152,6 +153,7 @@ async def test_commands_naming_an_unknown_inmail_are_refused(env: Env) -> None:
         assert isinstance(reply, Failure) and reply.error.code == "UNKNOWN_INMAIL", inmail_id
 
 
+@at_any_time
 async def test_trusted_client_time_is_honoured_and_earlier_times_are_refused(env: Env) -> None:
     sender = await env.register(occurred_at=T0)
     recipient = await env.register(occurred_at=T0)
@@ -161,9 +163,11 @@ async def test_trusted_client_time_is_honoured_and_earlier_times_are_refused(env
     assert isinstance(late, Failure) and late.error.code == "INVALID_TIME"
 
 
-async def test_without_trusted_time_the_server_clock_decides(env: Env) -> None:
+@at_any_time
+async def test_without_trusted_time_the_server_clock_decides(env: Env, clock: ShiftedClock) -> None:
     executor = env.new_executor(trust_client_time=False)
     member_id = new_id("m")
+    before = clock()
     reply = await env.run(
         c.RegisterMember(
             command_id=new_id("reg"),
@@ -177,7 +181,7 @@ async def test_without_trusted_time_the_server_clock_decides(env: Env) -> None:
     )
     assert isinstance(reply, CommandOk)
     [registered] = await env.events_of(member_id)
-    assert registered["occurred_at"].startswith(str(datetime.now(UTC).year))
+    assert before <= datetime.fromisoformat(registered["occurred_at"]) <= clock()
 
 
 async def test_registration_keeps_the_email_out_of_the_events_stream(env: Env) -> None:

@@ -6,15 +6,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from contracts import commands as c
+from contracts.types import month_of
 from inmail.natsserver import EmbeddedNatsServer
 from services.executor import CommandExecutor, CommandSettings
 from services.monthly_refresh import BUCKET, DONE_KEY, MonthlyRefresh, member_ids, refresh_command_id
 from services.repository import MemberRepository
+from tests.integration.clock import ShiftedClock, at_any_time
 from tests.integration.commands_env import Env, command_env, new_id
+from tests.integration.service_env import client_for, running_service, settings_for
 
 MARCH = datetime(2026, 3, 1, 0, 5, tzinfo=UTC)
 
@@ -68,20 +72,25 @@ async def test_a_month_refreshes_every_member_once_catching_up_skipped_months(en
     assert career["granted"] == 5 and career["forfeited"] == 0
 
 
-async def test_the_running_scheduler_remembers_the_month_it_finished(env: Env) -> None:
-    member_id = await register_in_january(env, "premium_business")
-    first = asyncio.create_task(scheduler_for(env).run())
-    kv = None
+async def done_month(env: Env, month: str) -> bool:
+    """Whether the scheduler records ``month`` as done within 10 s."""
     for _ in range(200):
         await asyncio.sleep(0.05)
         try:
             kv = await env.store.js.key_value(BUCKET)
-            if (await kv.get(DONE_KEY)).value == b"2026-03":
-                break
+            if (await kv.get(DONE_KEY)).value == month.encode():
+                return True
         except Exception:
             continue
+    return False
+
+
+async def test_the_running_scheduler_remembers_the_month_it_finished(env: Env) -> None:
+    member_id = await register_in_january(env, "premium_business")
+    first = asyncio.create_task(scheduler_for(env).run())
+    finished = await done_month(env, "2026-03")
     first.cancel()
-    assert kv is not None and (await kv.get(DONE_KEY)).value == b"2026-03"
+    assert finished
     refreshed = await env.store.last_seq()
     # A restart in the same month finds the month done and walks no member again.
     second = asyncio.create_task(scheduler_for(env).run())
@@ -92,6 +101,20 @@ async def test_the_running_scheduler_remembers_the_month_it_finished(env: Env) -
         "2026-02",
         "2026-03",
     ]
+
+
+@at_any_time
+async def test_the_service_refreshes_and_stamps_commands_by_its_own_clock(
+    env: Env, nats_server: EmbeddedNatsServer, tmp_path: Path, clock: ShiftedClock
+) -> None:
+    settings = settings_for(nats_server.url, tmp_path, scheduler=True, projections=False, clock=clock)
+    async with running_service(settings), client_for(nats_server.url) as client:
+        assert await done_month(env, month_of(clock()))
+        before = clock()
+        member_id = await client.register()
+        after = clock()
+    registered, *_ = await env.events_of(member_id)
+    assert before <= datetime.fromisoformat(registered["occurred_at"]) <= after
 
 
 def test_refresh_command_ids_fit_the_id_rules_even_for_long_member_ids() -> None:

@@ -12,8 +12,10 @@ import pytest
 
 from contracts import subjects
 from contracts.commands import COMMANDS
+from contracts.types import month_of
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from tests.integration.clock import ShiftedClock, at_any_time
 from tests.integration.service_env import Client, client_for, new_id, running_service, settings_for
 
 
@@ -26,8 +28,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsSer
 
 
 @pytest.fixture
-async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[InMailService]:
-    async with running_service(settings_for(server.url, tmp_path)) as svc:
+async def service(
+    server: EmbeddedNatsServer, tmp_path: Path, clock: ShiftedClock
+) -> AsyncIterator[InMailService]:
+    async with running_service(settings_for(server.url, tmp_path, clock=clock)) as svc:
         yield svc
     # Each test starts from empty streams.
     async with client_for(server.url) as cleanup:
@@ -42,7 +46,8 @@ async def client(server: EmbeddedNatsServer, service: InMailService) -> AsyncIte
         yield c
 
 
-async def test_every_command_answers_with_the_contract_envelope(client: Client) -> None:
+@at_any_time
+async def test_every_command_answers_with_the_contract_envelope(client: Client, clock: ShiftedClock) -> None:
     sender = await client.register("recruiter")
     recipient = await client.register()
     other = await client.register("free")
@@ -51,7 +56,8 @@ async def test_every_command_answers_with_the_contract_envelope(client: Client) 
     )
     await client.ok("UpdatePreferences", member_id=recipient, open_profile=True)
     await client.ok("ConnectMembers", member_id=sender, other_member_id=other)
-    await client.ok("RefreshCredits", member_id=sender, month="2026-01")
+    # The service's current month, already refreshed at registration: answered, nothing new.
+    await client.ok("RefreshCredits", member_id=sender, month=month_of(clock()))
     sent = await client.ok("SendInMail", sender_id=sender, recipient_id=other, subject="Hi", body="Role?")
     assert sent["data"] == {
         "inmail_id": sent["data"]["inmail_id"],
@@ -229,6 +235,7 @@ async def test_100_concurrent_sends_over_nats_from_a_sender_with_10_credits_acce
     assert balance["data"]["balance"] == 0 and balance["data"]["spent"] == 15
 
 
+@at_any_time
 async def test_invalid_time_and_blocks_are_refused_over_nats(client: Client) -> None:
     # Every time here is data: the members join at a fixed time too, not at the wall clock's.
     joined = "2026-11-30T10:00:00Z"

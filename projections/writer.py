@@ -74,7 +74,7 @@ Notes = list[tuple[int, str]]
 
 
 class Report(NamedTuple):
-    """Where every projection stands after a request, and the log lines it meant."""
+    """Where every projection stands after a request, and the log lines it produced."""
 
     states: States
     notes: Notes

@@ -233,35 +233,33 @@ async def check_server(url: str) -> None:
 
 
 async def _replay(args: argparse.Namespace) -> int:
-    from inmail import operator
+    from inmail.ops.replay import replay
 
-    return await _operate(
-        operator.replay(_url(args), args.names or None, args.from_seq, not args.no_progress)
-    )
+    return await _operate(replay(_url(args), args.names or None, args.from_seq, not args.no_progress))
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from inmail import operator
+    from inmail.ops.status import status
 
-    return await _operate(operator.status(_url(args)))
+    return await _operate(status(_url(args)))
 
 
 async def _verify(args: argparse.Namespace) -> int:
-    from inmail import operator
+    from inmail.ops.verify import verify
 
-    return await _operate(operator.verify(_url(args)))
+    return await _operate(verify(_url(args)))
 
 
 async def _events(args: argparse.Namespace) -> int:
-    from inmail import operator
+    from inmail.ops.events import events
 
     with contextlib.suppress(BrokenPipeError):
-        return await _operate(operator.events(_url(args), args.member, args.from_seq, args.follow))
+        return await _operate(events(_url(args), args.member, args.from_seq, args.follow))
     return 0
 
 
 async def _operate(operation: Awaitable[int | None]) -> int:
-    from inmail.operator import OperatorError
+    from inmail.ops.client import OperatorError
 
     try:
         result = await operation

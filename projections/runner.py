@@ -32,15 +32,8 @@ from projections.credits import CreditsProjection
 from projections.db import Database, Tx
 from projections.inbox import InboxProjection
 from projections.response_stats import ResponseStatsProjection
-from projections.writer import (
-    Notes,
-    Outcome,
-    RawBatch,
-    SlotState,
-    States,
-    WriterDied,
-    make_host,
-)
+from projections.writer import Notes, Outcome, RawBatch, SlotState, States
+from projections.writer_host import WriterDied, make_host
 
 log = logging.getLogger("inmail.projections")
 
@@ -110,7 +103,7 @@ class Projections:
             return
         await self._host.start()
         try:
-            self._absorb(*await self._host.call("open"))
+            self._absorb(*await self._host.open())
         except BaseException:
             await self._host.stop()
             raise
@@ -193,7 +186,7 @@ class Projections:
         target = await self.event_store.last_seq()
         await self._halt()
         try:
-            self._absorb(*await self._host.call("reset", chosen, from_seq))
+            self._absorb(*await self._host.reset(chosen, from_seq))
         finally:
             self._task = asyncio.create_task(self._run(), name="projections")
         return target
@@ -255,25 +248,25 @@ class Projections:
         return Outcome.RETRY
 
     async def _apply(self, batch: RawBatch) -> Outcome:
-        call = asyncio.ensure_future(self._host.call("apply", batch))
+        call = asyncio.ensure_future(self._host.apply(batch))
         try:
-            outcome, states, notes = await asyncio.shield(call)
+            result = await asyncio.shield(call)
         except asyncio.CancelledError:
             # Let the batch finish first: the positions here must match the store before a
             # reset or a stop touches it.
             await asyncio.wait([call])
             if not call.cancelled() and call.exception() is None:
-                self._absorb(*call.result()[1:])
+                self._absorb(call.result().states, call.result().notes)
             raise
-        self._absorb(states, notes)
-        return Outcome(outcome)
+        self._absorb(result.states, result.notes)
+        return result.outcome
 
     async def _revive(self) -> Outcome:
         trouble = "the writer process ended; restarting it"
         self._states = {name: state._replace(trouble=trouble) for name, state in self._states.items()}
         try:
             await self._host.restart()
-            self._absorb(*await self._host.call("open"))
+            self._absorb(*await self._host.open())
         except Exception as exc:
             # Tried again on the next round: the call then finds no writer and revives it.
             log.warning("the writer could not be started again (%s); retrying", exc)
@@ -282,7 +275,7 @@ class Projections:
     def _absorb(self, states: States, notes: Notes) -> None:
         for level, message in notes:
             log.log(level, "%s", message)
-        self._states = {name: SlotState(*state) for name, state in states.items()}
+        self._states = states
         advanced, self._advanced = self._advanced, asyncio.Event()
         advanced.set()
 

@@ -16,29 +16,18 @@ it, and reports the sequence and the error. It never skips the event; the other
 projections carry on. Store errors worth retrying (a lock, a lost PostgreSQL
 connection) are retried by the runner with back-off instead.
 
-The writer is synchronous and runs on a thread of its own or, by default, in a
-child process (``WriterProcess``): applying events is CPU-bound Python, and in a
-process of its own it neither competes with the service's event loop (which also
-answers commands) nor waits for it. Its results, and the log lines it means, go
-back to the runner as plain data.
+The writer is synchronous and knows nothing of where it runs: ``writer_host``
+runs it on a thread or in a child process and carries its results back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
-import importlib
 import logging
-import socket
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any, NamedTuple, Protocol, cast
+from typing import NamedTuple, cast
 
 import msgspec
 
@@ -84,6 +73,21 @@ Notes = list[tuple[int, str]]
 """Log lines (level, message) for the runner to emit."""
 
 
+class Report(NamedTuple):
+    """Where every projection stands after a request, and the log lines it produced."""
+
+    states: States
+    notes: Notes
+
+
+class BatchResult(NamedTuple):
+    """What applying a batch came to: what to do next, and where every projection stands."""
+
+    outcome: Outcome
+    states: States
+    notes: Notes
+
+
 @dataclass(frozen=True, slots=True)
 class _Undecodable:
     """A stored message that is not an event this code can read."""
@@ -127,21 +131,21 @@ class Writer:
 
     # ------------------------------------------------------------------ requests
 
-    def open(self) -> tuple[States, Notes]:
+    def open(self) -> Report:
         """Create the schema, rebuild read models of another schema version, load the positions."""
         with self._write() as tx:
             tx.lock_schema()
             tx.execute(POSITIONS_DDL)
             for slot in self._slots.values():
                 self._prepare(tx, slot)
-        return self._states(), self._take_notes()
+        return self._report()
 
-    def apply(self, batch: RawBatch) -> tuple[Outcome, States, Notes]:
+    def apply(self, batch: RawBatch) -> BatchResult:
         """Apply a batch to every running projection whose position is below its events."""
         outcome = self._apply_batch(batch)
-        return outcome, self._states(), self._take_notes()
+        return BatchResult(outcome, *self._report())
 
-    def reset(self, names: Sequence[str], from_seq: int) -> tuple[States, Notes]:
+    def reset(self, names: Sequence[str], from_seq: int) -> Report:
         """Clear the named read models; they follow again from ``from_seq``."""
         for name in names:
             slot = self._slots[name]
@@ -159,7 +163,7 @@ class Writer:
             slot.position, slot.epoch, slot.from_seq = row
             slot.stopped = slot.trouble = None
             self._note(logging.INFO, f"projection {name} reset: following again from {from_seq}")
-        return self._states(), self._take_notes()
+        return self._report()
 
     def close(self) -> None:
         """Close the write session."""
@@ -268,7 +272,7 @@ class Writer:
         return Outcome.RESTART
 
     def _in_trouble(self, slot: _Slot, exc: Exception) -> Outcome:
-        slot.trouble = f"store error, retrying: {_one_line(exc)}"
+        slot.trouble = f"store error, retrying: {one_line(exc)}"
         self._note(logging.WARNING, f"projection {slot.name} at {slot.position}: {slot.trouble}")
         # A lost connection is replaced on the next attempt.
         session, self._session = self._session, None
@@ -277,7 +281,7 @@ class Writer:
         return Outcome.RETRY
 
     def _stop(self, slot: _Slot, seq: int, exc: Exception) -> None:
-        reason = _one_line(exc)
+        reason = one_line(exc)
         if not isinstance(exc, ProjectionError):
             reason = f"{type(exc).__name__}: {reason}"
         slot.stopped = f"stopped at seq {seq}: {reason}"
@@ -329,15 +333,12 @@ class Writer:
         with self._session_or_connect().write() as tx:
             yield tx
 
-    def _states(self) -> States:
-        return {name: slot.state() for name, slot in self._slots.items()}
+    def _report(self) -> Report:
+        notes, self._notes = self._notes, []
+        return Report({name: slot.state() for name, slot in self._slots.items()}, notes)
 
     def _note(self, level: int, message: str) -> None:
         self._notes.append((level, message))
-
-    def _take_notes(self) -> Notes:
-        notes, self._notes = self._notes, []
-        return notes
 
 
 def _decode(data: bytes) -> _Decoded:
@@ -349,217 +350,10 @@ def _decode(data: bytes) -> _Decoded:
             raw = msgspec.json.decode(data)
             if isinstance(raw, dict) and isinstance(raw.get("type"), str):
                 type_name = raw["type"]
-        return _Undecodable(type_name, _one_line(exc))
+        return _Undecodable(type_name, one_line(exc))
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-# Hosts: where the writer runs -------------------------------------------------------
-
-
-class WriterDied(Exception):
-    """The writer's process ended (killed, crashed): it is started again from the stored positions."""
-
-
-class WriterHost(Protocol):
-    """Runs a ``Writer`` somewhere and forwards requests to it."""
-
-    @property
-    def pid(self) -> int | None: ...
-
-    async def start(self) -> None: ...
-
-    async def call(self, method: str, *args: object) -> Any: ...
-
-    async def restart(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-class WriterThread:
-    """The writer on a thread of this process."""
-
-    def __init__(self, store_url: str, catalogue: Sequence[type[Projection]]) -> None:
-        self._args = (store_url, catalogue)
-        self._writer: Writer | None = None
-        self._thread: ThreadPoolExecutor | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return None
-
-    async def start(self) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="projections-writer")
-        self._writer = Writer(*self._args)
-
-    async def call(self, method: str, *args: object) -> Any:
-        if self._thread is None or self._writer is None:
-            raise RuntimeError("the writer is not started")
-        function: Callable[..., Any] = getattr(self._writer, method)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
-
-    async def restart(self) -> None:
-        """A new writer on a new thread (a thread cannot die as a process does; for symmetry)."""
-        await self.stop()
-        await self.start()
-
-    async def stop(self) -> None:
-        thread, writer = self._thread, self._writer
-        self._thread = self._writer = None
-        if thread is not None and writer is not None:
-            await asyncio.get_running_loop().run_in_executor(thread, writer.close)
-            thread.shutdown(wait=False)
-
-
-class WriterProcess:
-    """The writer in a child process: requests over a socket pair, answered in order.
-
-    The child is a plain ``python -c`` of this module's ``child_main``, not a
-    multiprocessing spawn: spawn would import the parent's ``__main__`` again in
-    the child, which breaks any script without a main guard.
-    """
-
-    def __init__(self, store_url: str, catalogue: Sequence[type[Projection]]) -> None:
-        self._init = (store_url, [f"{kind.__module__}:{kind.__qualname__}" for kind in catalogue])
-        self._process: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
-        self._pipe: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    async def start(self) -> None:
-        if self._pipe is None:
-            # One thread talks to the child, so the event loop never blocks on the socket.
-            self._pipe = ThreadPoolExecutor(1, thread_name_prefix="projections-writer-pipe")
-        ours, theirs = socket.socketpair()
-        with theirs:
-            self._process = await asyncio.to_thread(
-                subprocess.Popen,
-                [sys.executable, "-c", _CHILD, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                # A session of its own: a terminal's Ctrl-C reaches the service, which stops
-                # the writer in order, not the writer in the middle of a batch. It still
-                # ends with the runner: a closed pipe ends ``child_main``.
-                start_new_session=True,
-            )
-        self._conn = Connection(ours.detach())
-        # Plain data only: the child sets its import path before it imports a projection.
-        await self._send((list(sys.path), *self._init))
-
-    async def _send(self, message: object) -> None:
-        conn = self._conn
-        assert conn is not None
-        await asyncio.get_running_loop().run_in_executor(self._pipe, conn.send, message)
-
-    async def call(self, method: str, *args: object) -> Any:
-        conn = self._conn
-        if conn is None or self._pipe is None:
-            raise WriterDied("the writer process is not running")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pipe, self._exchange, conn, method, args)
-
-    def _exchange(self, conn: Connection, method: str, args: tuple[object, ...]) -> Any:
-        with self._lock:
-            try:
-                conn.send((method, args))
-                status, result = conn.recv()
-            except (EOFError, OSError) as exc:
-                raise WriterDied(f"the writer process ended ({type(exc).__name__})") from exc
-        if status == "error":
-            raise RuntimeError(f"the writer failed: {result}")
-        return result
-
-    async def stop(self) -> None:
-        conn, process, pipe = self._conn, self._process, self._pipe
-        self._conn = self._process = self._pipe = None
-        if conn is not None and pipe is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.get_running_loop().run_in_executor(pipe, self._exchange, conn, "close", ())
-            conn.close()
-        if pipe is not None:
-            pipe.shutdown(wait=False)
-        if process is not None:
-            try:
-                await asyncio.to_thread(process.wait, 10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait)
-
-    async def restart(self) -> None:
-        """Replace a dead writer process with a new one."""
-        conn, process = self._conn, self._process
-        self._conn = self._process = None
-        if conn is not None:
-            conn.close()
-        if process is not None:
-            process.kill()
-            await asyncio.to_thread(process.wait)
-        await self.start()
-
-
-_CHILD = "from projections.writer import child_main; child_main()"
-
-
-def child_main() -> None:
-    """The writer process: answer requests until ``close`` or until the runner goes away."""
-    conn = Connection(int(sys.argv[1]))
-    path, store_url, kinds = conn.recv()
-    sys.path[:] = path
-    writer = Writer(store_url, [_resolve(kind) for kind in kinds])
-    while True:
-        try:
-            method, args = conn.recv()
-        except (EOFError, OSError):
-            # The runner's end closed: it stopped or died; nothing is half-done here.
-            writer.close()
-            return
-        try:
-            result = _plain(getattr(writer, method)(*args))
-        except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {_one_line(exc)}"))
-            continue
-        conn.send(("ok", result))
-        if method == "close":
-            return
-
-
-def _resolve(name: str) -> type[Projection]:
-    module, _, qualname = name.partition(":")
-    found: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        found = getattr(found, part)
-    if not (isinstance(found, type) and issubclass(found, Projection)):
-        raise TypeError(f"{name} is not a projection")
-    return found
-
-
-def _plain(value: Any) -> Any:
-    """Results as builtins only, so the runner unpickles them without importing anything."""
-    if isinstance(value, tuple):
-        return tuple(_plain(item) for item in value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, enum.IntEnum):
-        return int(value)
-    return value
-
-
-def make_host(
-    kind: str, store_url: str, catalogue: Mapping[str, type[Projection]], names: Sequence[str]
-) -> WriterHost:
-    """A writer host of ``kind`` (``process`` or ``thread``) for the named projections."""
-    kinds = [catalogue[name] for name in names]
-    if kind == "process":
-        return WriterProcess(store_url, kinds)
-    if kind == "thread":
-        return WriterThread(store_url, kinds)
-    raise ValueError(f"writer must be 'process' or 'thread', not {kind!r}")

@@ -12,9 +12,12 @@ import msgspec
 import pytest
 
 from eventstore import JetStreamEventStore, connect
-from inmail import operator
 from inmail.natsserver import EmbeddedNatsServer
-from inmail.operator import OperatorError
+from inmail.ops.client import OperatorError
+from inmail.ops.events import events
+from inmail.ops.replay import replay
+from inmail.ops.status import status
+from inmail.ops.verify import differences, verify
 from projections.queries import QueryService
 from projections.runner import Projections
 from tests.integration.projections.support import Responder, caught_up, everything, running
@@ -47,7 +50,7 @@ async def test_status_shows_the_stream_and_each_projection_with_its_lag(
     async with service_on_nats(store, sqlite_url, private_nats.url) as (projections, _service):
         await caught_up(projections, world.last_seq)
         out = io.StringIO()
-        code = await operator.status(private_nats.url, out=out)
+        code = await status(private_nats.url, out=out)
     lines = out.getvalue().splitlines()
     assert code == 0
     assert lines[0].startswith(f"stream INMAIL_EVENTS: {world.last_seq} events, ")
@@ -67,10 +70,10 @@ async def test_replay_rebuilds_through_the_running_service_with_the_same_answers
     async with service_on_nats(store, sqlite_url, private_nats.url) as (projections, service):
         await caught_up(projections, world.last_seq)
         before = await everything(service, world.members, TIMES)
-        code = await operator.replay(private_nats.url, None, 1, progress=True)
+        code = await replay(private_nats.url, None, 1, progress=True)
         assert code == 0
         assert projections.positions() == dict.fromkeys(projections.names, world.last_seq)
-        code = await operator.replay(private_nats.url, ["credits"], 1, progress=False)
+        code = await replay(private_nats.url, ["credits"], 1, progress=False)
         after = await everything(service, world.members, TIMES)
     out = capsys.readouterr().out.splitlines()
     assert out == [
@@ -87,9 +90,9 @@ async def test_replay_names_what_is_wrong_in_one_line(
 ) -> None:
     async with service_on_nats(store, sqlite_url, private_nats.url):
         with pytest.raises(OperatorError, match="answered INVALID_QUERY: names: unknown projection inbx"):
-            await operator.replay(private_nats.url, ["inbx"], 1, progress=False)
+            await replay(private_nats.url, ["inbx"], 1, progress=False)
         with pytest.raises(OperatorError, match="--from-seq must be 1 or more"):
-            await operator.replay(private_nats.url, None, 0, progress=False)
+            await replay(private_nats.url, None, 0, progress=False)
 
 
 async def test_verify_agrees_with_healthy_read_models_and_lists_every_tampered_value(
@@ -100,7 +103,7 @@ async def test_verify_agrees_with_healthy_read_models_and_lists_every_tampered_v
     async with service_on_nats(store, sqlite_url, private_nats.url) as (projections, _service):
         await caught_up(projections, world.last_seq)
         out = io.StringIO()
-        assert await operator.verify(private_nats.url, out=out) == 0
+        assert await verify(private_nats.url, out=out) == 0
         assert out.getvalue() == "0 differences\n"
 
         member = world.members[1]
@@ -109,8 +112,8 @@ async def test_verify_agrees_with_healthy_read_models_and_lists_every_tampered_v
             db.execute("UPDATE credit_balances SET balance = balance + 2 WHERE member_id = ?", (member,))
             db.execute("UPDATE response_stats SET replied = 0 WHERE sender_id = ?", (sender,))
         out = io.StringIO()
-        assert await operator.verify(private_nats.url, out=out) == 1
-        found = await operator.differences(private_nats.url)
+        assert await verify(private_nats.url, out=out) == 1
+        found = await differences(private_nats.url)
     report = out.getvalue().splitlines()
     assert report[-1] == f"{len(found)} differences" and len(report) == len(found) + 1
     [balance] = [d for d in found if d.what == f"member {member}"]
@@ -140,9 +143,9 @@ async def test_events_prints_json_lines_and_picks_a_members_events(
     await world.reply(sent.inmail_id, at=T0 + 2 * DAY)
 
     everything_out, bob_out, later_out = io.StringIO(), io.StringIO(), io.StringIO()
-    await operator.events(private_nats.url, out=everything_out)
-    await operator.events(private_nats.url, "bob", out=bob_out)
-    await operator.events(private_nats.url, None, 4, out=later_out)
+    await events(private_nats.url, out=everything_out)
+    await events(private_nats.url, "bob", out=bob_out)
+    await events(private_nats.url, None, 4, out=later_out)
 
     lines = [msgspec.json.decode(line) for line in everything_out.getvalue().splitlines()]
     assert [line["seq"] for line in lines] == list(range(1, world.last_seq + 1))
@@ -162,7 +165,7 @@ async def test_events_follow_keeps_printing_new_events(
     world = World(store)
     await world.register("alice")
     out = io.StringIO()
-    following = asyncio.create_task(operator.events(private_nats.url, follow=True, out=out))
+    following = asyncio.create_task(events(private_nats.url, follow=True, out=out))
     try:
         await world.register("bob")
         for _ in range(200):
@@ -180,19 +183,19 @@ async def test_operator_mistakes_and_missing_servers_are_one_line_errors(
 ) -> None:
     unreachable = "nats://127.0.0.1:1"
     for call in (
-        operator.status(unreachable),
-        operator.verify(unreachable),
-        operator.replay(unreachable, None, 1, progress=False),
-        operator.events(unreachable),
+        status(unreachable),
+        verify(unreachable),
+        replay(unreachable, None, 1, progress=False),
+        events(unreachable),
     ):
         with pytest.raises(OperatorError, match=r"^cannot reach NATS at nats://127\.0\.0\.1:1") as raised:
             await call
         assert "\n" not in str(raised.value)
     with pytest.raises(OperatorError, match="is not a member id"):
-        await operator.events(private_nats.url, "not a member")
+        await events(private_nats.url, "not a member")
     # No service running: status still shows the stream, says so, and exits 1.
     out = io.StringIO()
-    assert await operator.status(private_nats.url, out=out) == 1
+    assert await status(private_nats.url, out=out) == 1
     assert "service: not answering (no InMail service answers on inmail.query.Health" in out.getvalue()
     with pytest.raises(OperatorError, match=r"no InMail service answers on inmail\.admin\.Replay"):
-        await operator.replay(private_nats.url, None, 1, progress=False)
+        await replay(private_nats.url, None, 1, progress=False)

@@ -1,0 +1,162 @@
+"""``inmail verify``: the read models against a reference fold of the events (``projections.reference``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, fields
+from typing import Any, TextIO, TypeVar
+
+import msgspec
+from nats.aio.client import Client as NATS
+
+from contracts import subjects
+from contracts.events import decode_event
+from contracts.policy import policy
+from contracts.queries import CreditBalanceData, HealthData, LedgerPage, ResponseStatsData
+from inmail.ops.client import OperatorError, ask, check_from_seq, connected, events_store, stream_info
+from projections.reference import MemberCredits, ReferenceFold, SenderCounts
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One value where a read model disagrees with the events."""
+
+    what: str
+    """``member <id>`` or ``sender <id>``."""
+    field: str
+    expected: object
+    actual: object
+
+    def __str__(self) -> str:
+        return (
+            f"{self.what}: {self.field} is {self.actual} in the read model, "
+            f"{self.expected} from the events"
+        )
+
+
+async def verify(
+    nats_url: str,
+    *,
+    from_seq: int = 1,
+    out: TextIO | None = None,
+    stream: str = subjects.EVENTS_STREAM,
+) -> int:
+    """Recompute balances and response counts from the events; print every difference (exit 1 on any)."""
+    out = out or sys.stdout
+    found = await differences(nats_url, from_seq=from_seq, stream=stream)
+    for difference in found:
+        out.write(f"{difference}\n")
+    out.write(f"{len(found)} difference{'s' if len(found) != 1 else ''}\n")
+    return 1 if found else 0
+
+
+async def differences(
+    nats_url: str,
+    *,
+    from_seq: int = 1,
+    stream: str = subjects.EVENTS_STREAM,
+    concurrency: int = 32,
+    rounds: int = 3,
+) -> list[Difference]:
+    """Every disagreement between the read models and a reference fold of the events.
+
+    On a live stream, a read model may already include events that arrived after the
+    fold: a member or sender that differs is checked again after folding the newer
+    events, up to ``rounds`` times.
+    """
+    check_from_seq(from_seq)
+    async with connected(nats_url) as nc:
+        store = events_store(nc, stream)
+        fold = ReferenceFold()
+        members: set[str] | None = None
+        senders: set[str] | None = None
+        found: list[Difference] = []
+        start = from_seq
+        for _ in range(rounds):
+            last = (await stream_info(nc, stream)).state.last_seq
+            if last >= start:
+                async for message in store.follow(start, until=last):
+                    try:
+                        event = decode_event(message.data)
+                    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                        raise OperatorError(f"the event at seq {message.seq} cannot be read: {exc}") from exc
+                    fold.apply(message.seq, event)
+            start = max(start, last + 1)
+            await ask(nc, subjects.query("Health"), {"min_seq": last}, HealthData)
+            counts = fold.senders()
+            check = _Checker(nc, last, concurrency)
+            found = await check.all(
+                {m: fold.members[m] for m in (fold.members if members is None else members)},
+                {s: counts.get(s, SenderCounts()) for s in (counts if senders is None else senders)},
+            )
+            if not found:
+                return []
+            members = {d.what.split(" ", 1)[1] for d in found if d.what.startswith("member ")}
+            senders = {d.what.split(" ", 1)[1] for d in found if d.what.startswith("sender ")}
+        return found
+
+
+class _Checker:
+    """Asks the read models about members and senders, a bounded number at a time."""
+
+    def __init__(self, nc: NATS, min_seq: int, concurrency: int) -> None:
+        self.nc = nc
+        self.min_seq = min_seq
+        self.gate = asyncio.Semaphore(concurrency)
+
+    async def all(
+        self, members: dict[str, MemberCredits], senders: dict[str, SenderCounts]
+    ) -> list[Difference]:
+        checks = [self.member(m, credits) for m, credits in sorted(members.items())]
+        checks += [self.sender(s, counts) for s, counts in sorted(senders.items())]
+        results = await asyncio.gather(*checks)
+        return [difference for result in results for difference in result]
+
+    async def ask(self, name: str, answer: type[T], **fields: Any) -> T | OperatorError:
+        async with self.gate:
+            try:
+                return await ask(self.nc, subjects.query(name), {**fields, "min_seq": self.min_seq}, answer)
+            except OperatorError as exc:
+                if "UNKNOWN_MEMBER" not in str(exc):
+                    raise
+                return exc
+
+    async def member(self, member_id: str, expected: MemberCredits) -> list[Difference]:
+        what = f"member {member_id}"
+        balance = await self.ask("CreditBalance", CreditBalanceData, member_id=member_id)
+        if isinstance(balance, OperatorError):
+            return [Difference(what, "existence", "registered", "unknown")]
+        rules = policy(expected.policy).tier(expected.tier)
+        wanted: dict[str, object] = {
+            "tier": expected.tier,
+            "balance": expected.balance,
+            "monthly_allotment": rules.monthly_allotment,
+            "cap": rules.cap,
+            "granted": expected.granted,
+            "spent": expected.spent,
+            "refunded": expected.refunded,
+            "forfeited": expected.forfeited,
+        }
+        found = [
+            Difference(what, name, value, getattr(balance, name))
+            for name, value in wanted.items()
+            if getattr(balance, name) != value
+        ]
+        ledger = await self.ask("CreditLedger", LedgerPage, member_id=member_id, limit=1)
+        if not isinstance(ledger, OperatorError):
+            latest = ledger.entries[0].balance_after if ledger.entries else 0
+            if latest != expected.balance:
+                found.append(Difference(what, "ledger balance_after", expected.balance, latest))
+        return found
+
+    async def sender(self, sender_id: str, expected: SenderCounts) -> list[Difference]:
+        stats = await self.ask("ResponseStats", ResponseStatsData, sender_id=sender_id)
+        assert not isinstance(stats, OperatorError)
+        return [
+            Difference(f"sender {sender_id}", name, getattr(expected, name), getattr(stats, name))
+            for name in (field.name for field in fields(SenderCounts))
+            if getattr(stats, name) != getattr(expected, name)
+        ]

@@ -54,10 +54,10 @@ async def ask(nc: NATS, subject: str, request: object, answer: type[T]) -> T:
         reply = await nc.request(subject, msgspec.json.encode(request), timeout=timeout)
     except NoRespondersError as exc:
         raise OperatorError(
-            f"no InMail service answers on {subject}: is `inmail serve` running on this NATS server?"
+            f"no InMail service answers on {subject} at {server_of(nc)}: is `inmail serve` running there?"
         ) from exc
     except (NatsTimeoutError, TimeoutError) as exc:
-        raise OperatorError(f"no answer on {subject} within {timeout:g}s") from exc
+        raise OperatorError(f"no answer on {subject} at {server_of(nc)} within {timeout:g}s") from exc
     try:
         envelope = msgspec.json.decode(reply.data, type=_Envelope)
         if not envelope.ok:
@@ -73,9 +73,18 @@ async def stream_info(nc: NATS, stream: str) -> StreamInfo:
     try:
         return await nc.jetstream(timeout=5).stream_info(stream)
     except NotFoundError as exc:
-        raise OperatorError(f"stream {stream} does not exist on this NATS server") from exc
+        raise OperatorError(
+            f"stream {stream} does not exist on the NATS server at {server_of(nc)}: "
+            "is this the server `inmail serve` uses?"
+        ) from exc
     except (NoRespondersError, NatsTimeoutError, TimeoutError) as exc:
-        raise OperatorError("JetStream does not answer on this NATS server") from exc
+        raise OperatorError(f"JetStream does not answer on the NATS server at {server_of(nc)}") from exc
+
+
+def server_of(nc: NATS) -> str:
+    """The URL of the server a connection talks to, for messages that must name it."""
+    url = nc.connected_url
+    return f"{url.scheme}://{url.netloc}" if url is not None else "(not connected)"
 
 
 def events_store(nc: NATS, stream: str) -> JetStreamEventStore:

@@ -62,7 +62,7 @@ def test_serve_help_lists_the_roles() -> None:
         [sys.executable, "-m", "inmail.cli", "serve", "--help"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0
-    assert "--role {all,commands,read}" in result.stdout
+    assert "--role [all|commands|read]" in result.stdout
 
 
 async def test_stopping_after_the_server_is_gone_finishes_without_error(tmp_path: Path) -> None:

@@ -1,0 +1,49 @@
+"""The ``inmail`` command line: run the service, and operate it through NATS.
+
+Every flag has an ``INMAIL_*`` environment variable (shown in ``--help``); a flag given
+on the command line wins. Errors are one line on stderr: exit 1 for a failure, 2 for a
+bad argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from inmail.cli.common import report_usage_error
+from inmail.cli.ops import events_command, replay_command, status_command, verify_command
+from inmail.cli.serve import serve_command
+from inmail.cli.simulate import simulate_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def cli() -> None:
+    """InMail Broker: paid direct messages, event-sourced on NATS JetStream."""
+
+
+for _command in (
+    serve_command,
+    replay_command,
+    status_command,
+    verify_command,
+    events_command,
+    simulate_command,
+):
+    cli.add_command(_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``inmail`` console script; the exit code."""
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="inmail", standalone_mode=False
+        )
+    except click.UsageError as exc:
+        return report_usage_error(exc)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        return 130
+    return int(result or 0)

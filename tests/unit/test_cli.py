@@ -1,0 +1,102 @@
+"""The ``inmail`` command line's configuration: flags, their INMAIL_* variables, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from inmail.cli import cli, main
+from inmail.cli.serve import ServeOptions, serve_command
+
+
+def _serve_options(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ServeOptions:
+    """The options ``inmail serve`` would run with, parsed as click parses them (nothing started)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with serve_command.make_context("serve", args) as ctx:
+        params = dict(ctx.params)
+    params.pop("log_level")
+    return ServeOptions(**params)
+
+
+def test_every_serve_flag_has_its_inmail_variable() -> None:
+    for param in serve_command.params:
+        if not isinstance(param, click.Option) or param.name == "help":
+            continue
+        flag = next(opt for opt in param.opts if opt.startswith("--"))
+        assert param.envvar == "INMAIL_" + flag[2:].upper().replace("-", "_"), flag
+        assert param.show_envvar, flag
+
+
+def test_variables_configure_serve_and_a_flag_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "INMAIL_NATS": "nats://nats.example:4222",
+        "INMAIL_PORT": "4333",
+        "INMAIL_DATA_DIR": "/srv/inmail",
+        "INMAIL_STORE": "postgresql://db/inmail",
+        "INMAIL_TRUST_CLIENT_TIME": "true",
+        "INMAIL_RELAXED_FSYNC": "1",
+        "INMAIL_REPLICAS": "3",
+        "INMAIL_MAX_IN_FLIGHT": "64",
+        "INMAIL_ROLE": "read",
+    }
+    options = _serve_options([], env, monkeypatch)
+    assert options == ServeOptions(
+        nats_url="nats://nats.example:4222",
+        port=4333,
+        data_dir=Path("/srv/inmail"),
+        store="postgresql://db/inmail",
+        trust_client_time=True,
+        relaxed_fsync=True,
+        replicas=3,
+        max_in_flight=64,
+        role="read",
+    )
+    assert _serve_options(["--port", "4444", "--role", "commands"], env, monkeypatch).port == 4444
+    assert _serve_options(["--role", "commands"], env, monkeypatch).role == "commands"
+
+
+def test_a_boolean_variable_is_off_unless_one_or_true(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _serve_options([], {"INMAIL_TRUST_CLIENT_TIME": "0"}, monkeypatch).trust_client_time is False
+    assert _serve_options([], {"INMAIL_TRUST_CLIENT_TIME": "false"}, monkeypatch).trust_client_time is False
+
+
+def test_defaults_without_flags_or_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("INMAIL_NATS", "INMAIL_PORT", "INMAIL_ROLE", "INMAIL_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    options = _serve_options([], {}, monkeypatch)
+    assert (options.nats_url, options.port, options.data_dir, options.role) == (
+        None,
+        4222,
+        Path("inmail-data"),
+        "all",
+    )
+
+
+def test_help_shows_each_flag_with_its_variable() -> None:
+    ctx = click.Context(serve_command, info_name="serve")
+    text = serve_command.get_help(ctx)
+    for name in ("--nats", "INMAIL_NATS", "--data-dir", "INMAIL_DATA_DIR", "--role", "INMAIL_ROLE"):
+        assert name in text
+
+
+def test_every_command_reads_inmail_nats() -> None:
+    for name, command in cli.commands.items():
+        nats = [p for p in command.params if p.name == "nats_url"]
+        assert nats and nats[0].envvar == "INMAIL_NATS", name
+
+
+def test_a_bad_argument_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "--from-seq", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--from-seq" in err[0] and "inmail replay" in err[0]
+    assert main(["serve", "--role", "everything"]) == 2
+    assert main(["no-such-command"]) == 2
+
+
+def test_an_unreachable_server_is_named_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--nats", "nats://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nats://127.0.0.1:9" in err[0]

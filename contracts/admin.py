@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated
 
 import msgspec
@@ -24,3 +26,6 @@ class ReplayStarted(msgspec.Struct, frozen=True):
 
 
 ADMIN_OPERATIONS: tuple[type[msgspec.Struct], ...] = (Replay,)
+
+ADMIN_ANSWERS: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyType({Replay: ReplayStarted})
+"""The answer data of each operator request."""

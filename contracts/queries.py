@@ -7,7 +7,9 @@ No answer carries any member's email.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Annotated, Literal
 
 import msgspec
@@ -147,3 +149,15 @@ class ResponseStatsData(msgspec.Struct, frozen=True):
     response_rate: float
     response_rate_30d: float
     read_rate: float
+
+
+QUERY_ANSWERS: Mapping[type[Query], type[msgspec.Struct]] = MappingProxyType(
+    {
+        Health: HealthData,
+        Inbox: InboxPage,
+        CreditBalance: CreditBalanceData,
+        CreditLedger: LedgerPage,
+        ResponseStats: ResponseStatsData,
+    }
+)
+"""The answer data of each query (the ``data`` of its ``QueryOk``)."""

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal
 
 import msgspec
 
+from contracts.commands import (
+    AcknowledgeInMail,
+    BlockMember,
+    ChangeTier,
+    Command,
+    ConnectMembers,
+    DeclineInMail,
+    MarkInMailRead,
+    RecordReply,
+    RefreshCredits,
+    RegisterMember,
+    SendBulkInMail,
+    SendInMail,
+    UpdatePreferences,
+)
 from contracts.events import FreeReason
 from contracts.types import InMailId, MemberId, Tier
 
@@ -117,6 +134,24 @@ class RespondedData(msgspec.Struct, frozen=True):
     inmail_id: InMailId
     refunded: bool
 
+
+COMMAND_REPLIES: Mapping[type[Command], type[msgspec.Struct]] = MappingProxyType(
+    {
+        RegisterMember: MemberRegisteredData,
+        ChangeTier: TierChangedData,
+        UpdatePreferences: MemberData,
+        ConnectMembers: ConnectedData,
+        BlockMember: BlockedData,
+        RefreshCredits: RefreshedData,
+        SendInMail: SentData,
+        SendBulkInMail: BulkSentData,
+        MarkInMailRead: InMailData,
+        AcknowledgeInMail: InMailData,
+        RecordReply: RespondedData,
+        DeclineInMail: RespondedData,
+    }
+)
+"""The reply data of each command (the ``data`` of its ``CommandOk``)."""
 
 _encoder = msgspec.json.Encoder()
 

@@ -6,8 +6,7 @@ import sys
 from typing import TextIO
 
 from contracts import subjects
-from contracts.queries import HealthData
-from inmail.ops.client import OperatorError, ask, connected, stream_info
+from inmail.ops.client import OperatorError, ask, connected, service, stream_info
 
 
 async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subjects.EVENTS_STREAM) -> int:
@@ -16,7 +15,7 @@ async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subj
     Exit code 1 when the service does not answer or a projection has a problem.
     """
     out = out or sys.stdout
-    async with connected(nats_url) as nc:
+    async with connected(nats_url) as nc, service(nc) as client:
         info = await stream_info(nc, stream)
         state = info.state
         lines = [
@@ -25,7 +24,7 @@ async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subj
         ]
         code = 0
         try:
-            health = await ask(nc, subjects.query("Health"), {}, HealthData)
+            health = await ask(client, client.health(), subjects.query("Health"))
         except OperatorError as exc:
             lines.append(f"service: not answering ({exc})")
             code = 1

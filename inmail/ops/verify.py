@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable
 from dataclasses import dataclass, fields
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 import msgspec
-from nats.aio.client import Client as NATS
 
 from contracts import subjects
 from contracts.events import decode_event
 from contracts.policy import policy
-from contracts.queries import CreditBalanceData, HealthData, LedgerPage, ResponseStatsData
-from inmail.ops.client import OperatorError, ask, check_from_seq, connected, events_store, stream_info
+from inmail.client import InMailClient, InMailError
+from inmail.ops.client import (
+    OperatorError,
+    ask,
+    check_from_seq,
+    connected,
+    events_store,
+    refused,
+    service,
+    stream_info,
+)
 from projections.reference import MemberCredits, ReferenceFold, SenderCounts
 
 T = TypeVar("T")
@@ -68,7 +77,7 @@ async def differences(
     events, up to ``rounds`` times.
     """
     check_from_seq(from_seq)
-    async with connected(nats_url) as nc:
+    async with connected(nats_url) as nc, service(nc) as client:
         store = events_store(nc, stream)
         fold = ReferenceFold()
         members: set[str] | None = None
@@ -85,9 +94,9 @@ async def differences(
                         raise OperatorError(f"the event at seq {message.seq} cannot be read: {exc}") from exc
                     fold.apply(message.seq, event)
             start = max(start, last + 1)
-            await ask(nc, subjects.query("Health"), {"min_seq": last}, HealthData)
+            await ask(client, client.health(min_seq=last), subjects.query("Health"))
             counts = fold.senders()
-            check = _Checker(nc, last, concurrency)
+            check = _Checker(client.after(last), concurrency)
             found = await check.all(
                 {m: fold.members[m] for m in (fold.members if members is None else members)},
                 {s: counts.get(s, SenderCounts()) for s in (counts if senders is None else senders)},
@@ -102,9 +111,8 @@ async def differences(
 class _Checker:
     """Asks the read models about members and senders, a bounded number at a time."""
 
-    def __init__(self, nc: NATS, min_seq: int, concurrency: int) -> None:
-        self.nc = nc
-        self.min_seq = min_seq
+    def __init__(self, client: InMailClient, concurrency: int) -> None:
+        self.client = client
         self.gate = asyncio.Semaphore(concurrency)
 
     async def all(
@@ -115,19 +123,20 @@ class _Checker:
         results = await asyncio.gather(*checks)
         return [difference for result in results for difference in result]
 
-    async def ask(self, name: str, answer: type[T], **fields: Any) -> T | OperatorError:
+    async def ask(self, answer: Awaitable[T], name: str) -> T | None:
+        """The answer, or None for an unknown member."""
         async with self.gate:
             try:
-                return await ask(self.nc, subjects.query(name), {**fields, "min_seq": self.min_seq}, answer)
-            except OperatorError as exc:
-                if "UNKNOWN_MEMBER" not in str(exc):
-                    raise
-                return exc
+                return await answer
+            except InMailError as exc:
+                if exc.code == "UNKNOWN_MEMBER":
+                    return None
+                raise refused(self.client, exc, subjects.query(name)) from exc
 
     async def member(self, member_id: str, expected: MemberCredits) -> list[Difference]:
         what = f"member {member_id}"
-        balance = await self.ask("CreditBalance", CreditBalanceData, member_id=member_id)
-        if isinstance(balance, OperatorError):
+        balance = await self.ask(self.client.credit_balance(member_id), "CreditBalance")
+        if balance is None:
             return [Difference(what, "existence", "registered", "unknown")]
         rules = policy(expected.policy).tier(expected.tier)
         wanted: dict[str, object] = {
@@ -145,16 +154,16 @@ class _Checker:
             for name, value in wanted.items()
             if getattr(balance, name) != value
         ]
-        ledger = await self.ask("CreditLedger", LedgerPage, member_id=member_id, limit=1)
-        if not isinstance(ledger, OperatorError):
+        ledger = await self.ask(self.client.credit_ledger(member_id, limit=1), "CreditLedger")
+        if ledger is not None:
             latest = ledger.entries[0].balance_after if ledger.entries else 0
             if latest != expected.balance:
                 found.append(Difference(what, "ledger balance_after", expected.balance, latest))
         return found
 
     async def sender(self, sender_id: str, expected: SenderCounts) -> list[Difference]:
-        stats = await self.ask("ResponseStats", ResponseStatsData, sender_id=sender_id)
-        assert not isinstance(stats, OperatorError)
+        stats = await self.ask(self.client.response_stats(sender_id), "ResponseStats")
+        assert stats is not None
         return [
             Difference(f"sender {sender_id}", name, getattr(expected, name), getattr(stats, name))
             for name in (field.name for field in fields(SenderCounts))

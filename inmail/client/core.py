@@ -115,12 +115,18 @@ class Core:
         self._encoder = msgspec.json.Encoder()
         self._decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
-    # Read-your-writes --------------------------------------------------------
+    # Views sharing the connection ---------------------------------------------
 
     def after(self, written: Written | int) -> Self:
         """This client with its queries waiting until the read model includes ``written`` (reply or seq)."""
         view = copy.copy(self)
         view._min_seq = max(self._min_seq, written if isinstance(written, int) else written.seq)
+        return view
+
+    def within(self, deadline: float) -> Self:
+        """This client with another retry deadline (0: one attempt per request)."""
+        view = copy.copy(self)
+        view.deadline = deadline
         return view
 
     # Any command or query, as a Struct ----------------------------------------

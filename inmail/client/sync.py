@@ -57,6 +57,10 @@ class SyncCore(Generic[C]):
         """This client with every query waiting until the read model includes ``written``."""
         return type(self)(self.client.after(written), self.runner)
 
+    def within(self, deadline: float) -> Self:
+        """This client with another retry deadline (0: one attempt per request)."""
+        return type(self)(self.client.within(deadline), self.runner)
+
     def send(self, command: Command) -> Written:
         """Send a command built by the caller; its typed reply."""
         return self.runner.run(self.client.send(command))

@@ -120,7 +120,8 @@ def _results_module(listed: list[Message]) -> str:
     for message in listed:
         imports.add(message.data.__module__, message.data.__name__)
     classes = "\n\n".join(_result_class(message) for message in listed)
-    return RESULTS_HEADER + imports.render() + "\n\n" + classes
+    names = "".join(f'    "{name}",\n' for name in sorted(m.result for m in listed))
+    return RESULTS_HEADER + imports.render() + "\n\n" + classes + f"\n\n__all__ = [\n{names}]\n"
 
 
 def _methods_module(listed: list[Message]) -> str:

@@ -128,3 +128,25 @@ class ReplayResult(ReplayStarted, frozen=True, kw_only=True):
     """Replay's answer, and ``as_of_seq``: the position of the read model it came from."""
 
     as_of_seq: int
+
+
+__all__ = [
+    "AcknowledgeInMailResult",
+    "BlockMemberResult",
+    "ChangeTierResult",
+    "ConnectMembersResult",
+    "CreditBalanceResult",
+    "CreditLedgerResult",
+    "DeclineInMailResult",
+    "HealthResult",
+    "InboxResult",
+    "MarkInMailReadResult",
+    "RecordReplyResult",
+    "RefreshCreditsResult",
+    "RegisterMemberResult",
+    "ReplayResult",
+    "ResponseStatsResult",
+    "SendBulkInMailResult",
+    "SendInMailResult",
+    "UpdatePreferencesResult",
+]

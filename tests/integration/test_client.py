@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from contracts import subjects
 from contracts.events import InMailSent, MemberRegistered
+from contracts.types import month_of
 from inmail.app import InMailService
 from inmail.client import Delivery, InMailClient, InMailError
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
@@ -67,6 +69,35 @@ async def test_write_then_read_is_one_line_each(client: InMailClient) -> None:
     assert [entry.reason for entry in ledger.entries] == ["refund", "send", "refresh"]
     health = await client.health(min_seq=replied.seq)
     assert health.status == "ok" and health.stream_seq >= replied.seq
+
+
+async def test_every_command_and_query_answers_its_typed_result(client: InMailClient) -> None:
+    recruiter = await register(client, "recruiter")
+    members = [await register(client) for _ in range(3)]
+    a, b, c = members
+    seqs = [
+        (await client.change_tier(c, tier="premium_business")).seq,
+        (await client.update_preferences(c, open_profile=True)).seq,
+        (await client.connect_members(recruiter, other_member_id=a)).seq,
+        (await client.block_member(b, blocked_member_id=c)).seq,
+        (await client.refresh_credits(recruiter, month=month_of(datetime.now(UTC)))).seq,
+    ]
+    bulk = await client.send_bulk_inmail(recruiter, recipient_ids=[b, c], subject="Roles", body="Both?")
+    sent = await client.send_inmail(recruiter, recipient_id=b, subject="A role", body="Hi", template_id="t1")
+    read = await client.mark_inmail_read(sent.inmail_id, member_id=b)
+    acknowledged = await client.acknowledge_inmail(sent.inmail_id, member_id=b)
+    declined = await client.decline_inmail(bulk.inmail_ids[0], member_id=b, reason="busy")
+    replied = await client.record_reply(sent.inmail_id, member_id=b, body="Tell me more")
+
+    assert all(seq > 0 for seq in seqs)
+    assert (read.inmail_id, acknowledged.inmail_id) == (sent.inmail_id, sent.inmail_id)
+    assert (declined.refunded, replied.refunded) == (True, True)
+    after = client.after(replied)
+    assert len((await after.inbox(b, box="received", status="replied")).items) == 1
+    assert (await after.credit_ledger(recruiter, limit=2)).entries[0].reason == "refund"
+    stats = await after.response_stats(sender_id=recruiter, template_id="t1")
+    assert (stats.sent, stats.replied, stats.response_rate) == (1, 1, 1.0)
+    assert (await after.health()).projections
 
 
 async def test_a_refusal_raises_with_the_contracts_code(client: InMailClient) -> None:

@@ -6,6 +6,7 @@ lives in ``eventstore.eventsourcing`` and loads only when asked for.
 """
 
 from eventstore.connection import NatsUnreachable, connect
+from eventstore.interface import EventStore
 from eventstore.jetstream import (
     MAX_BATCH,
     Appended,
@@ -22,12 +23,15 @@ from eventstore.jetstream import (
     WrongExpectedVersion,
     stop_if_cancelled,
 )
+from eventstore.memory import InMemoryEventStore
 
 __all__ = [
     "MAX_BATCH",
     "AppendRejected",
     "Appended",
+    "EventStore",
     "EventStoreError",
+    "InMemoryEventStore",
     "JetStreamEventStore",
     "NatsUnreachable",
     "NewMessage",

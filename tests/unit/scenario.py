@@ -30,8 +30,12 @@ from contracts.events import (
 )
 from contracts.policy import CURRENT_POLICY
 from contracts.types import Tier, month_of
-from services.domain import member
+from services.domain.decider import aggregate_of, decide
 from services.domain.errors import DomainError
+from services.domain.rules import Context, Decision
+from services.domain.state import Member, evolve
+from services.reply_data import reply_data
+from services.routing import reads_of, target_of
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -43,30 +47,30 @@ class Scenario:
     """A world of recorded events, a command at a time, and what it decided."""
 
     def __init__(self, first_seq: int = 1) -> None:
-        self.states: dict[str, member.Member | None] = {}
+        self.states: dict[str, Member | None] = {}
         self.logs: dict[str, list[tuple[AnyEvent, int]]] = {}
         self.seq = first_seq - 1
         self.ids = (f"id{n}" for n in itertools.count(1))
         self.cmd: AnyCommand | None = None
         self.target_id = ""
-        self.decision: member.Decision | None = None
+        self.decision: Decision | None = None
         self.error: DomainError | None = None
 
     def given(self, *events: AnyEvent) -> Scenario:
         for event in events:
             self.seq += 1
-            owner = member.aggregate_of(event)
-            self.states[owner] = member.evolve(self.states.get(owner), event, self.seq)
+            owner = aggregate_of(event)
+            self.states[owner] = evolve(self.states.get(owner), event, self.seq)
             self.logs.setdefault(owner, []).append((event, self.seq))
         return self
 
     def when(self, cmd: AnyCommand, at: datetime = T0) -> Scenario:
         self.cmd, self.decision, self.error = cmd, None, None
-        self.target_id = member.target_of(cmd) or self._sender_of(cmd)
-        others = {m: self.states.get(m) for m in member.reads_of(cmd)}
-        ctx = member.Context(now=at, ids=self.ids)
+        self.target_id = target_of(cmd) or self._sender_of(cmd)
+        others = {m: self.states.get(m) for m in reads_of(cmd)}
+        ctx = Context(now=at, ids=self.ids)
         try:
-            self.decision = member.decide(cmd, self.states.get(self.target_id), others, ctx)
+            self.decision = decide(cmd, self.states.get(self.target_id), others, ctx)
         except DomainError as exc:
             self.error = exc
         return self
@@ -112,9 +116,9 @@ class Scenario:
     def reply(self) -> msgspec.Struct:
         """The reply data of the last command, from the state recording it."""
         assert self.cmd is not None
-        return member.reply_data(self.state(self.target_id), self.cmd)
+        return reply_data(self.state(self.target_id), self.cmd)
 
-    def state(self, member_id: str) -> member.Member:
+    def state(self, member_id: str) -> Member:
         state = self.states.get(member_id)
         assert state is not None
         return state

@@ -9,7 +9,8 @@ from contracts.commands import ChangeTier, SendBulkInMail, SendInMail
 from contracts.events import InMailSent, encode_event
 from contracts.replies import BulkSentData, SentData
 from contracts.types import InMailId, Tier
-from services.domain import errors, member
+from services.domain import errors
+from services.domain.sending import registered_seq_of
 from tests.unit.scenario import (
     DAY,
     T0,
@@ -63,7 +64,7 @@ def test_inmail_ids_start_with_the_senders_registration_seq_in_base_36():
     s.done(register("bob"))
     [mail] = [e for e in s.done(send("alice", "bob")) if isinstance(e, InMailSent)]
     assert mail.inmail_id.startswith("2b-")
-    assert member.registered_seq_of(mail.inmail_id) == 83
+    assert registered_seq_of(mail.inmail_id) == 83
     assert msgspec.json.decode(f'"{mail.inmail_id}"', type=InMailId) == mail.inmail_id
 
 

@@ -15,7 +15,9 @@ from contracts.commands import (
 )
 from contracts.events import InMailSent
 from contracts.replies import MemberRegisteredData, TierChangedData
-from services.domain import errors, member
+from services.domain import errors
+from services.domain.decider import aggregate_of
+from services.domain.state import evolve, rebuild
 from tests.unit.scenario import (
     DAY,
     T0,
@@ -171,7 +173,7 @@ def test_connecting_records_the_connection_on_the_member_who_asked():
     s = given(registered("alice"), registered("bob"))
     s.when(ConnectMembers(command_id="c1", member_id="alice", other_member_id="bob"))
     [event] = s.then({"type": "MembersConnected", "member_id": "alice", "other_member_id": "bob"})
-    assert member.aggregate_of(event) == "alice"
+    assert aggregate_of(event) == "alice"
 
 
 @pytest.mark.parametrize(("asker", "other"), [("alice", "bob"), ("bob", "alice")])
@@ -208,7 +210,7 @@ def test_blocking_records_the_block_on_the_blocker():
     s = given(registered("alice"), registered("bob"))
     s.when(BlockMember(command_id="b1", member_id="bob", blocked_member_id="alice"))
     [event] = s.then({"type": "MemberBlocked", "member_id": "bob", "blocked_member_id": "alice"})
-    assert member.aggregate_of(event) == "bob"
+    assert aggregate_of(event) == "bob"
 
 
 def test_blocking_again_is_a_no_op_answering_with_the_original_block():
@@ -291,17 +293,17 @@ def test_rebuilding_from_the_recorded_events_gives_the_same_state():
     s.done(send("alice", "bob", "s1"))
     s.done(ChangeTier(command_id="t1", member_id="alice", tier="free"), at=T0 + 40 * DAY)
     s.done(UpdatePreferences(command_id="p1", member_id="alice", inmail_opt_out=True), at=T0 + 41 * DAY)
-    rebuilt = member.rebuild(s.logs["alice"])
+    rebuilt = rebuild(s.logs["alice"])
     assert rebuilt == s.state("alice")
     assert rebuilt is not s.state("alice")
 
 
 def test_evolve_refuses_a_second_registration_of_the_same_member():
-    alice = member.rebuild([(registered("alice"), 1)])
+    alice = rebuild([(registered("alice"), 1)])
     with pytest.raises(ValueError, match="registered twice"):
-        member.evolve(alice, registered("alice"), 2)
+        evolve(alice, registered("alice"), 2)
 
 
 def test_evolve_refuses_an_event_before_the_members_registration():
     with pytest.raises(ValueError, match="precedes"):
-        member.evolve(None, preferences("alice"), 1)
+        evolve(None, preferences("alice"), 1)

@@ -3,8 +3,9 @@
 One global sequence across subjects, starting at 1; a subject's last sequence
 is its version; a stale expected version raises ``WrongExpectedVersion``;
 several messages are appended all or none; a message id seen within the
-duplicate window is not stored again (a single message answers with the
-sequence it was stored at, a batch holding one is refused, as JetStream does).
+duplicate window is not stored again: sent again at the current version, a
+single message answers with the sequence it was stored at and a batch holding
+one is refused, as JetStream does.
 ``tests/integration/test_memory_store_matches_jetstream.py`` runs the same
 assertions against both stores.
 """
@@ -47,15 +48,16 @@ class InMemoryEventStore:
             raise ValueError("nothing to append")
         if len(messages) > MAX_BATCH:
             raise ValueError(f"an atomic append holds at most {MAX_BATCH} messages, got {len(messages)}")
+        # JetStream checks the expected version first, then looks for duplicates.
+        actual = self._last_seq_of(subject)
+        if actual != expected_version:
+            raise WrongExpectedVersion(subject, expected_version, actual)
         now = self.clock()
         stored_at = [self._stored_seq(message.msg_id, now) for message in messages]
         if len(messages) == 1 and stored_at[0] is not None:
             return Appended((stored_at[0],))
         if any(seq is not None for seq in stored_at):
             raise AppendRejected(BATCH_DUPLICATE, "batch holds a duplicate message id")
-        actual = self._last_seq_of(subject)
-        if actual != expected_version:
-            raise WrongExpectedVersion(subject, expected_version, actual)
         on_subject = self._by_subject.setdefault(subject, [])
         for message in messages:
             stored = StoredMessage(

@@ -202,8 +202,8 @@ class World:
     def inmail(self, n: int) -> InMailSent:
         return self.inmails[n % len(self.inmails)]
 
-    def decide(self, cmd: AnyCommand, at: datetime) -> tuple[Decision | None, DomainError | None]:
-        target = self.states.get(self.target_of(cmd))
+    def decision(self, cmd: AnyCommand, at: datetime) -> tuple[Decision | None, DomainError | None]:
+        target = self.states.get(self.target(cmd))
         others = {m: self.states.get(m) for m in reads_of(cmd)}
         ctx = Context(now=at, ids=(f"{cmd.command_id}-{n}" for n in itertools.count()))
         try:
@@ -211,7 +211,7 @@ class World:
         except DomainError as refusal:
             return None, refusal
 
-    def target_of(self, cmd: AnyCommand) -> str:
+    def target(self, cmd: AnyCommand) -> str:
         target = target_of(cmd)
         if target is None:
             assert isinstance(cmd, MarkInMailRead | AcknowledgeInMail | RecordReply | DeclineInMail)
@@ -222,15 +222,15 @@ class World:
 
     def run(self, cmd: AnyCommand, at: datetime) -> None:
         before = copy.deepcopy(self.states)
-        decision, refusal = self.decide(cmd, at)
+        decision, refusal = self.decision(cmd, at)
         assert self.states == before, "decide changed the state it was given"
-        again, refusal_again = self.decide(cmd, at)
+        again, refusal_again = self.decision(cmd, at)
         if refusal is not None:
             assert refusal_again is not None, "refusals are deterministic"
             assert refusal_again.code == refusal.code, "refusals are deterministic"
             return
         assert decision is not None and decision == again, "decisions are deterministic"
-        target = self.target_of(cmd)
+        target = self.target(cmd)
         for event in decision.events:
             assert aggregate_of(event) == target, "a decision writes only its target aggregate"
             assert event.occurred_at == utc(at) and event.command_id == cmd.command_id
@@ -245,10 +245,10 @@ class World:
         if not self.answered:
             return
         cmd, seq, reply = self.answered[n % len(self.answered)]
-        decision, refusal = self.decide(cmd, at)
+        decision, refusal = self.decision(cmd, at)
         assert refusal is None, f"a repeat was refused: {refusal!r}"
         assert decision == Decision.already(seq)
-        assert reply_data(self.states[self.target_of(cmd)], cmd) == reply
+        assert reply_data(self.states[self.target(cmd)], cmd) == reply
 
     def reuse(self, n: int, step: tuple[Any, ...], at: datetime) -> None:
         """A new command under a command_id its target already recorded writes nothing."""
@@ -259,7 +259,7 @@ class World:
         cmd = msgspec.structs.replace(cmd, command_id=used.command_id)
         events_before = self.seq
         self.run(cmd, at)
-        if self.target_of(cmd) == self.target_of(used):
+        if self.target(cmd) == self.target(used):
             assert self.seq == events_before, "a used command_id wrote new events"
 
     # Recording an event, and what must hold after it ---------------------------------------------

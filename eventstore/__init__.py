@@ -15,7 +15,9 @@ from eventstore.errors import (
     WrongExpectedVersion,
 )
 from eventstore.follow import stop_if_cancelled
+from eventstore.interface import EventStore
 from eventstore.jetstream import MAX_BATCH, JetStreamEventStore
+from eventstore.memory import InMemoryEventStore
 from eventstore.messages import Appended, NewMessage, StoredMessage, Write
 from eventstore.spec import StreamSpec
 
@@ -23,7 +25,9 @@ __all__ = [
     "MAX_BATCH",
     "AppendRejected",
     "Appended",
+    "EventStore",
     "EventStoreError",
+    "InMemoryEventStore",
     "JetStreamEventStore",
     "NatsUnreachable",
     "NewMessage",

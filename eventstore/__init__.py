@@ -16,10 +16,11 @@ from eventstore.errors import (
 )
 from eventstore.follow import stop_if_cancelled
 from eventstore.interface import EventStore
-from eventstore.jetstream import MAX_BATCH, JetStreamEventStore
+from eventstore.jetstream import JetStreamEventStore
 from eventstore.memory import InMemoryEventStore
 from eventstore.messages import Appended, NewMessage, StoredMessage, Write
 from eventstore.spec import StreamSpec
+from eventstore.wire import MAX_BATCH
 
 __all__ = [
     "MAX_BATCH",

@@ -16,11 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from eventstore.errors import AppendRejected, WrongExpectedVersion
-from eventstore.jetstream import MAX_BATCH
 from eventstore.messages import Appended, NewMessage, StoredMessage
-
-BATCH_DUPLICATE = 10201
-"""JetStream's error code for an atomic batch holding a message id it already stored."""
+from eventstore.wire import BATCH_DUPLICATE, MAX_BATCH
 
 
 class InMemoryEventStore:

@@ -19,7 +19,7 @@ import msgspec
 from fast_depends.msgspec import MsgSpecSerializer
 from faststream import AckPolicy
 from faststream.middlewares import BaseMiddleware
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker, NatsMessage, NatsRouter
 from faststream.nats.subscriber import CoreSubscriber
 
 from contracts import replies
@@ -61,12 +61,18 @@ def build_query_broker(
         graceful_timeout=graceful_timeout,
         serializer=MsgSpecSerializer(),
         apply_types=False,
-        middlewares=(RequestsOnly,),
     )
+    broker.include_router(query_router(answers, max_in_flight=max_in_flight))
+    return broker
+
+
+def query_router(answers: QueryAnswers, *, max_in_flight: int = 1024) -> NatsRouter:
+    """A handler per query and operator subject, each calling the method of ``answers`` named after it."""
+    router = NatsRouter(middlewares=(RequestsOnly,))
 
     def subscriber(request: type[msgspec.Struct]) -> CoreSubscriber:
         route = ROUTES[request]
-        return broker.subscriber(
+        return router.subscriber(
             route.subject,
             queue=route.queue,
             decoder=_decoder(route),
@@ -103,7 +109,7 @@ def build_query_broker(
     async def health(query: Health) -> Reply:
         return await answers.health(query)
 
-    return broker
+    return router
 
 
 class MalformedRequest(Exception):

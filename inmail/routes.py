@@ -38,7 +38,8 @@ class Route:
     @property
     def description(self) -> str:
         """The first line of the request's docstring."""
-        return (self.request.__doc__ or self.name).strip().splitlines()[0]
+        first_line = (self.request.__doc__ or self.name).strip().splitlines()[0]
+        return first_line.replace("``", "`")  # markdown, as AsyncAPI descriptions are
 
     @property
     def data(self) -> type[msgspec.Struct]:

@@ -33,6 +33,7 @@ InMail Broker: paid direct messages between members, event-sourced on NATS JetSt
 Commands are core NATS requests on `inmail.cmd.<Command>`; the reply is
 `{"ok": true, "data": {...}, "seq": N}` or `{"ok": false, "error": {"code", "message"}}`.
 Queries are requests on `inmail.query.<Query>`; answers carry `as_of_seq`.
+Operator requests (`inmail replay`) are requests on `inmail.admin.<Operation>`.
 Events are stored in JetStream stream `INMAIL_EVENTS`, one subject per member
 aggregate: `inmail.evt.member.<member_id>` holds the member's profile, credit
 events and every InMail the member sent with its whole life. Read them through a

@@ -32,8 +32,8 @@ log = logging.getLogger("inmail.queries")
 
 Reply = QueryOk | Failure
 
-ROUTES = {route.request: route for route in (*ADMIN_ROUTES, *QUERY_ROUTES)}
-LAST_SUBSCRIBED = ROUTES[Health].subject
+_BY_REQUEST = {route.request: route for route in (*ADMIN_ROUTES, *QUERY_ROUTES)}
+LAST_SUBSCRIBED = _BY_REQUEST[Health].subject
 """Health is subscribed last: once it answers, the server knows every subscription before it."""
 
 
@@ -59,7 +59,7 @@ def build_query_broker(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         graceful_timeout=graceful_timeout,
-        serializer=MsgSpecSerializer(),
+        serializer=MsgSpecSerializer(),  # encodes the Structs the handlers return
         apply_types=False,
     )
     broker.include_router(query_router(answers, max_in_flight=max_in_flight))
@@ -71,7 +71,7 @@ def query_router(answers: QueryAnswers, *, max_in_flight: int = 1024) -> NatsRou
     router = NatsRouter(middlewares=(RequestsOnly,))
 
     def subscriber(request: type[msgspec.Struct]) -> CoreSubscriber:
-        route = ROUTES[request]
+        route = _BY_REQUEST[request]
         return router.subscriber(
             route.subject,
             queue=route.queue,

@@ -31,18 +31,21 @@ async def running(
 ) -> AsyncIterator[tuple[Projections, QueryService]]:
     """Projections in ``url``, answering queries on the store's NATS server as the service does."""
     projections = Projections(store, url, **options)
-    await projections.start()
     service = QueryService(projections, store)
     server = store.nc.connected_url
     assert server is not None
     broker = build_query_broker(server.geturl(), service)
+    await broker.start()
     try:
-        await broker.start()
         await wait_until_answering(store.nc, LAST_SUBSCRIBED)
-        yield projections, service
+        # Started last, so a test sees the positions as they were when the projections started.
+        await projections.start()
+        try:
+            yield projections, service
+        finally:
+            await projections.stop()
     finally:
         await broker.stop()
-        await projections.stop()
 
 
 async def caught_up(projections: Projections, seq: int, names: list[str] | None = None) -> None:

@@ -117,9 +117,7 @@ class InMailService:
     async def stop(self) -> None:
         """Stop taking requests, finish the ones in flight, then close everything."""
         if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
+            await cancel_and_wait(self._scheduler)
             self._scheduler = None
         # No new requests from here on; those in flight finish and get their replies.
         if self.commands is not None:
@@ -149,6 +147,20 @@ async def _unless_server_gone(step: str) -> AsyncIterator[None]:
         yield
     except NatsError as exc:
         log.warning("%s: NATS is gone (%s); stopping anyway", step, type(exc).__name__)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and return once it has ended, however it ends.
+
+    Cancelled again until it does: on Python 3.11, ``asyncio.wait_for`` (inside every
+    nats-py request) swallows a cancellation that arrives as its future completes, and
+    the monthly refresh then went on to sleep for a month with ``stop`` waiting on it.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("%s ended with %r", task.get_name(), task.exception())
 
 
 async def wait_until_answering(nc: NATS, subject: str) -> None:

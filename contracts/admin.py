@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Annotated
 
 import msgspec
@@ -26,6 +24,3 @@ class ReplayStarted(msgspec.Struct, frozen=True):
 
 
 ADMIN_OPERATIONS: tuple[type[msgspec.Struct], ...] = (Replay,)
-
-ADMIN_ANSWERS: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyType({Replay: ReplayStarted})
-"""The answer data of each operator request."""

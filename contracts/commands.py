@@ -41,7 +41,9 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbi
     """Every command: an idempotency key and, with trusted client time, when it happened."""
 
     command_id: CommandId
+    """Chosen by the client; the same id again returns the original reply and writes nothing."""
     occurred_at: Time | None = None
+    """Honoured only when the service trusts client time (``--trust-client-time``)."""
 
 
 class RegisterMember(Command, tag=True, frozen=True):
@@ -105,10 +107,14 @@ class SendInMail(Command, tag=True, frozen=True):
     sender_id: MemberId
     recipient_id: MemberId
     subject: str
+    """Within the policy's limits, or ``SUBJECT_TOO_LONG`` / ``EMPTY_MESSAGE``."""
     body: str
+    """Within the policy's limits, or ``BODY_TOO_LONG`` / ``EMPTY_MESSAGE``."""
     kind: InMailKind = "recruiter_outreach"
     template_id: TemplateId | None = None
+    """The message template the sender used, so statistics can compare templates."""
     follow_up_of: InMailId | None = None
+    """An earlier InMail to the same recipient with no response and no follow-up yet."""
 
 
 class SendBulkInMail(Command, tag=True, frozen=True):
@@ -116,6 +122,7 @@ class SendBulkInMail(Command, tag=True, frozen=True):
 
     sender_id: MemberId
     recipient_ids: BulkRecipients
+    """Distinct members."""
     subject: str
     body: str
     kind: InMailKind = "recruiter_outreach"

@@ -20,7 +20,9 @@ class TierRules(msgspec.Struct, frozen=True, kw_only=True):
     """What a tier may do and how many credits it gets."""
 
     name: str
+    """The tier as members know it."""
     monthly_allotment: int
+    """Credits added on the first day of each calendar month (UTC)."""
     cap: int
     """Banked credits above this are forfeited at the monthly refresh."""
     paid: bool = True
@@ -35,14 +37,19 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     tiers: Mapping[Tier, TierRules]
     subject_max_chars: int
+    """Most characters (Unicode code points) in an InMail's subject."""
     body_max_chars: int
+    """Most characters in the body of an InMail or a reply."""
     inmail_cost: int
+    """Credits a charged InMail spends."""
     refund_window: timedelta
     """A response within this long after sending earns the credit back."""
     stats_response_window: timedelta
     """The window of ``responded_30d`` and ``response_rate_30d``."""
     bulk_min_recipients: int
+    """Fewest recipients of a SendBulkInMail."""
     bulk_max_recipients: int
+    """Most recipients of a SendBulkInMail."""
 
     def tier(self, tier: Tier) -> TierRules:
         """The rules of one tier."""

@@ -7,9 +7,7 @@ No answer carries any member's email.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Annotated, Literal
 
 import msgspec
@@ -29,6 +27,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """Every query: optionally, the stream sequence the answer must include."""
 
     min_seq: Seq | None = None
+    """The stream sequence the answer must include: it waits until the read model applied it."""
 
 
 class Health(Query, frozen=True):
@@ -41,8 +40,10 @@ class Inbox(Query, frozen=True):
     member_id: MemberId
     box: Literal["received", "sent"]
     status: InMailStatus | None = None
+    """Only InMails in this status."""
     limit: Limit = 50
     before: Cursor | None = None
+    """The previous page's ``next``."""
 
 
 class CreditBalance(Query, frozen=True):
@@ -50,6 +51,7 @@ class CreditBalance(Query, frozen=True):
 
     member_id: MemberId
     at: Time | None = None
+    """The balance as it was at this time (default: now)."""
 
 
 class CreditLedger(Query, frozen=True):
@@ -58,6 +60,7 @@ class CreditLedger(Query, frozen=True):
     member_id: MemberId
     limit: Limit = 50
     before: Cursor | None = None
+    """The previous page's ``next``."""
 
 
 class ResponseStats(Query, frozen=True):
@@ -68,7 +71,9 @@ class ResponseStats(Query, frozen=True):
     kind: InMailKind | None = None
     template_id: TemplateId | None = None
     since: Time | None = None
+    """InMails sent at or after this time."""
     until: Time | None = None
+    """InMails sent before this time."""
 
 
 QUERIES: tuple[type[Query], ...] = (Health, Inbox, CreditBalance, CreditLedger, ResponseStats)
@@ -79,9 +84,13 @@ QUERIES: tuple[type[Query], ...] = (Health, Inbox, CreditBalance, CreditLedger, 
 
 class HealthData(msgspec.Struct, frozen=True):
     status: Literal["ok", "degraded", "starting"]
+    """``degraded`` when a projection stopped (see ``problems``); ``starting`` until caught up."""
     stream_seq: int
+    """The last sequence of ``INMAIL_EVENTS``."""
     projections: dict[str, int]
+    """Each projection's position: the last stream sequence it applied."""
     problems: dict[str, str] = {}
+    """Why a projection stopped, by projection."""
 
 
 class InboxItem(msgspec.Struct, frozen=True):
@@ -108,6 +117,7 @@ class InboxItem(msgspec.Struct, frozen=True):
 class InboxPage(msgspec.Struct, frozen=True):
     items: list[InboxItem]
     next: str | None
+    """The cursor of the next page (its ``before``); null on the last page."""
 
 
 class CreditBalanceData(msgspec.Struct, frozen=True):
@@ -124,8 +134,10 @@ class CreditBalanceData(msgspec.Struct, frozen=True):
 
 class LedgerEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     seq: int
+    """The stream sequence of the event that moved the credits."""
     occurred_at: datetime
     delta: int
+    """Credits added (positive) or taken away (negative)."""
     balance_after: int
     reason: LedgerReason
     inmail_id: str | None = None
@@ -135,6 +147,7 @@ class LedgerEntry(msgspec.Struct, frozen=True, omit_defaults=True):
 class LedgerPage(msgspec.Struct, frozen=True):
     entries: list[LedgerEntry]
     next: str | None
+    """The cursor of the next page (its ``before``); null on the last page."""
 
 
 class ResponseStatsData(msgspec.Struct, frozen=True):
@@ -144,20 +157,13 @@ class ResponseStatsData(msgspec.Struct, frozen=True):
     replied: int
     declined: int
     responded: int
+    """Replied or declined, counted once per InMail."""
     responded_30d: int
+    """First response within the policy's statistics window of sending."""
     refunded: int
     response_rate: float
+    """``responded / sent``, free InMails included; 0.0 when nothing matches."""
     response_rate_30d: float
+    """``responded_30d / sent``."""
     read_rate: float
-
-
-QUERY_ANSWERS: Mapping[type[Query], type[msgspec.Struct]] = MappingProxyType(
-    {
-        Health: HealthData,
-        Inbox: InboxPage,
-        CreditBalance: CreditBalanceData,
-        CreditLedger: LedgerPage,
-        ResponseStats: ResponseStatsData,
-    }
-)
-"""The answer data of each query (the ``data`` of its ``QueryOk``)."""
+    """``read / sent``."""

@@ -15,15 +15,20 @@ from eventstore.errors import (
     WrongExpectedVersion,
 )
 from eventstore.follow import stop_if_cancelled
-from eventstore.jetstream import MAX_BATCH, JetStreamEventStore
+from eventstore.interface import EventStore
+from eventstore.jetstream import JetStreamEventStore
+from eventstore.memory import InMemoryEventStore
 from eventstore.messages import Appended, NewMessage, StoredMessage, Write
 from eventstore.spec import StreamSpec
+from eventstore.wire import MAX_BATCH
 
 __all__ = [
     "MAX_BATCH",
     "AppendRejected",
     "Appended",
+    "EventStore",
     "EventStoreError",
+    "InMemoryEventStore",
     "JetStreamEventStore",
     "NatsUnreachable",
     "NewMessage",

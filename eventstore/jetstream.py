@@ -35,16 +35,10 @@ from eventstore.errors import (
 from eventstore.messages import Appended, NewMessage, Write
 from eventstore.reads import StreamReads
 from eventstore.spec import StreamSpec, incompatibilities
-from eventstore.wire import decode_ack
-
-MAX_BATCH = 1000
-"""JetStream refuses atomic batches of more than 1,000 messages."""
+from eventstore.wire import BATCH_DUPLICATE, MAX_BATCH, decode_ack
 
 _CONFLICT_CODES = frozenset({10071, 10164})
 """Wrong last sequence; 10164 is what a concurrent in-flight write on R3 (and a batch) reports."""
-
-_BATCH_DUPLICATE = 10201
-"""An atomic batch holding a message id already stored: what a resent, stored batch gets."""
 
 
 class JetStreamEventStore(StreamReads):
@@ -186,7 +180,7 @@ class JetStreamEventStore(StreamReads):
                 return await self._send(writes, count)
             except (WrongExpectedVersion, AppendRejected) as refused:
                 # A stored batch sent again is refused as a duplicate, not as a conflict.
-                if isinstance(refused, AppendRejected) and refused.err_code != _BATCH_DUPLICATE:
+                if isinstance(refused, AppendRejected) and refused.err_code != BATCH_DUPLICATE:
                     raise
                 try:
                     found = await self._find_own(writes, count)

@@ -7,6 +7,12 @@ import msgspec
 STATUS = "Status"
 """The header carrying a status (404, 408, 503, ...) on replies that hold no message."""
 
+MAX_BATCH = 1000
+"""JetStream refuses atomic batches of more than 1,000 messages."""
+
+BATCH_DUPLICATE = 10201
+"""An atomic batch holding a message id already stored: what a resent, stored batch gets."""
+
 
 class ApiError(msgspec.Struct):
     code: int = 0

@@ -9,6 +9,8 @@ names its record through ``command_id``; the loser's record is never read.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError, OutboundBufferLimitError
@@ -27,9 +29,18 @@ class Contact(msgspec.Struct, frozen=True):
     command_id: str
 
 
+class Contacts(Protocol):
+    """Where the command side keeps members' emails."""
+
+    async def record(self, command: RegisterMember) -> None:
+        """Keep the email of a registration about to be decided; idempotent per command."""
+
+    async def email_of(self, member_id: str, registered_by: str) -> str | None:
+        """The email given by the registration command that created the member."""
+
 
 class ContactBook:
-    """Write and look up contact records."""
+    """Contact records in the members stream."""
 
     def __init__(self, nc: NATS, spec: StreamSpec, *, timeout: float = 5.0) -> None:
         self.store = JetStreamEventStore(nc, spec, timeout=timeout)

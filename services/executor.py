@@ -1,6 +1,6 @@
-"""Executing commands: decode, load, decide, append, reply.
+"""Executing commands: decode, route, load, decide, append, reply.
 
-Transport-free: the FastStream handlers in ``inmail.app`` hand raw bodies in
+Transport-free: the command subscription in ``inmail.command_subscription`` hands raw bodies in
 and send the bytes that come out. Every path ends in a reply envelope; no
 exception escapes to the transport.
 """
@@ -12,14 +12,14 @@ import itertools
 import logging
 import random
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
 
 from contracts import replies
-from contracts.commands import COMMANDS, AnyCommand, Command, RegisterMember
+from contracts.commands import COMMANDS, AnyCommand, Command, InMailCommand, RegisterMember
 from contracts.replies import CommandOk, Failure
 from eventstore import (
     AppendRejected,
@@ -27,9 +27,14 @@ from eventstore import (
     StoreUnavailable,
     WrongExpectedVersion,
 )
-from services.contacts import ContactBook
-from services.domain import member
+from services import routing
+from services.contacts import Contacts
+from services.domain import errors
+from services.domain.decider import decide
 from services.domain.errors import DomainError
+from services.domain.rules import Context
+from services.domain.state import Member
+from services.reply_data import reply_data
 from services.repository import Loaded, MemberRepository
 
 log = logging.getLogger("inmail.commands")
@@ -93,7 +98,7 @@ class CommandExecutor:
     def __init__(
         self,
         repository: MemberRepository,
-        contacts: ContactBook,
+        contacts: Contacts,
         settings: CommandSettings | None = None,
         *,
         clock: Clock = system_clock,
@@ -131,16 +136,17 @@ class CommandExecutor:
             return replies.failure("UNAVAILABLE", "internal error; nothing was recorded")
 
     async def _execute(self, command: AnyCommand) -> CommandOk | Failure:
-        target_id = member.target_of(command)
+        """Route, then load, decide, append and reply; again on fresh state after a conflict."""
+        target_id = routing.target_of(command)
         if target_id is None:
-            inmail_id: str = getattr(command, "inmail_id", "")
-            target_id = await self.repository.sender_of(inmail_id)
-            if target_id is None:
-                return replies.failure("UNKNOWN_INMAIL", f"unknown InMail {inmail_id}")
+            target_id = await self._sender_of(command)
+        reads = routing.reads_of(command)
         async with self.repository.lock(target_id):
             for attempt in range(self.settings.max_attempts):
-                loaded = await self.repository.load(target_id, fresh=attempt > 0)
-                outcome = await self._attempt(command, loaded, checked=attempt > 0)
+                retry = attempt > 0
+                loaded = await self.repository.load(target_id, fresh=retry)
+                others = await self.repository.load_many(reads)
+                outcome = await self._attempt(command, loaded, others, checked=retry)
                 if outcome is not None:
                     return outcome
                 # Another process wrote first; spread the retries so they do not collide again.
@@ -148,13 +154,12 @@ class CommandExecutor:
         return replies.failure("UNAVAILABLE", "too much contention on this member; retry later")
 
     async def _attempt(
-        self, command: AnyCommand, loaded: Loaded, *, checked: bool
+        self, command: AnyCommand, loaded: Loaded, others: Mapping[str, Member | None], *, checked: bool
     ) -> CommandOk | Failure | None:
         """One decision and append; None when the state was stale and the caller must retry."""
-        others = await self.repository.load_many(member.reads_of(command))
         version = loaded.version
         try:
-            decision = member.decide(command, loaded.state, others, self._context(command, loaded))
+            decision = decide(command, loaded.state, others, self._context(command, loaded))
         except DomainError:
             # A refusal appends nothing, so no version check guards it: make sure it was
             # decided on the latest state before answering.
@@ -165,7 +170,7 @@ class CommandExecutor:
             if not checked and await self.repository.catch_up(loaded):
                 return None
             assert loaded.state is not None
-            return CommandOk(data=member.reply_data(loaded.state, command), seq=decision.existing_seq)
+            return CommandOk(data=reply_data(loaded.state, command), seq=decision.existing_seq)
         if isinstance(command, RegisterMember):
             await self.contacts.record(command)
         try:
@@ -176,9 +181,18 @@ class CommandExecutor:
             log.error("append refused for %s: %s", loaded.member_id, exc)
             return replies.failure("UNAVAILABLE", "the event store refused the write; nothing was recorded")
         assert loaded.state is not None
-        return CommandOk(data=member.reply_data(loaded.state, command), seq=appended.last_seq)
+        return CommandOk(data=reply_data(loaded.state, command), seq=appended.last_seq)
 
-    def _context(self, command: Command, loaded: Loaded) -> member.Context:
+    async def _sender_of(self, command: AnyCommand) -> str:
+        """The member whose aggregate holds the InMail a command names: its sender."""
+        if not isinstance(command, InMailCommand):
+            raise TypeError(f"{type(command).__name__} names neither a member nor an InMail")
+        sender = await self.repository.sender_of(command.inmail_id)
+        if sender is None:
+            raise errors.UnknownInMail(f"unknown InMail {command.inmail_id}")
+        return sender
+
+    def _context(self, command: Command, loaded: Loaded) -> Context:
         if self.settings.trust_client_time and command.occurred_at is not None:
             now = command.occurred_at.astimezone(UTC)
         else:
@@ -187,4 +201,4 @@ class CommandExecutor:
             now = self.clock()
             if loaded.state is not None and now < loaded.state.last_event_at:
                 now = loaded.state.last_event_at
-        return member.Context(now=now, ids=self.ids)
+        return Context(now=now, ids=self.ids)

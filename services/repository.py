@@ -1,4 +1,4 @@
-"""Member aggregates loaded from and saved to JetStream, with a cache of states.
+"""Member aggregates loaded from and saved to the event store, with a cache of states.
 
 The cache keeps each recently used member's state and version in memory, so a
 command on a warm aggregate reads nothing before it appends: a stale state is
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from contracts import subjects
 from contracts.events import AnyEvent, decode_event, encode_event
-from eventstore import Appended, JetStreamEventStore, NewMessage
-from services.domain.member import Member, evolve, registered_seq_of
+from eventstore import Appended, EventStore, NewMessage
+from services.domain.sending import registered_seq_of
+from services.domain.state import Member, evolve
 
 
 @dataclass(slots=True)
@@ -31,7 +32,7 @@ class Loaded:
 class MemberRepository:
     """Load, cache and append member aggregates; one lock per member within this process."""
 
-    def __init__(self, store: JetStreamEventStore, *, cache_size: int = 200_000) -> None:
+    def __init__(self, store: EventStore, *, cache_size: int = 200_000) -> None:
         self.store = store
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Loaded] = OrderedDict()
@@ -90,10 +91,6 @@ class MemberRepository:
         for event, seq in zip(events, appended.seqs, strict=True):
             _apply(loaded, event, seq)
         return appended
-
-    def forget(self, member_id: str) -> None:
-        """Drop a cached state (after an append whose outcome could not be applied)."""
-        self._cache.pop(member_id, None)
 
     def lock(self, member_id: str) -> _Lock:
         """Serialise this process's commands on one member; other processes rely on OCC."""

@@ -3,9 +3,9 @@
 ``python -m inmail.client.generate`` (``--check``: exit 1 when one is stale; a
 test does the same). Everything comes from ``contracts``: the messages
 (``COMMANDS``, ``QUERIES``, ``ADMIN_OPERATIONS``), their fields with the types and
-defaults as written there, and each one's reply data (``COMMAND_REPLIES``,
-``QUERY_ANSWERS``, ``ADMIN_ANSWERS``). A new command needs its Struct, its entry in
-``COMMAND_REPLIES`` and a run of this module; no client code.
+defaults as written there, and each one's reply data (``REPLY_DATA``). A new
+command needs its Struct, its entry in ``REPLY_DATA`` and a run of this module; no
+client code.
 
 Generated rather than built at run time so that type checkers and editors see every
 signature, and generated rather than written so that no field is copied by hand.
@@ -18,7 +18,7 @@ import inspect
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -27,10 +27,10 @@ from typing import Any
 
 import msgspec
 
-from contracts.admin import ADMIN_ANSWERS, ADMIN_OPERATIONS
+from contracts.admin import ADMIN_OPERATIONS
 from contracts.commands import COMMANDS, Command
-from contracts.queries import QUERIES, QUERY_ANSWERS, Query
-from contracts.replies import COMMAND_REPLIES
+from contracts.queries import QUERIES, Query
+from contracts.replies import REPLY_DATA
 
 RESULTS = Path(__file__).with_name("results.py")
 METHODS = Path(__file__).with_name("methods.py")
@@ -95,16 +95,16 @@ class Message:
 def messages() -> list[Message]:
     """Every message of the contract, with its reply data."""
     found: list[Message] = []
-    sorts: list[tuple[Sequence[type[msgspec.Struct]], Mapping[Any, type[msgspec.Struct]], str, Any, str]] = [
-        (COMMANDS, COMMAND_REPLIES, "_command", Command, "contracts.replies.COMMAND_REPLIES"),
-        (QUERIES, QUERY_ANSWERS, "_query", Query, "contracts.queries.QUERY_ANSWERS"),
-        (ADMIN_OPERATIONS, ADMIN_ANSWERS, "_query", None, "contracts.admin.ADMIN_ANSWERS"),
+    sorts: list[tuple[Sequence[type[msgspec.Struct]], str, type[msgspec.Struct] | None]] = [
+        (COMMANDS, "_command", Command),
+        (QUERIES, "_query", Query),
+        (ADMIN_OPERATIONS, "_query", None),
     ]
-    for kinds, answers, call, base, table in sorts:
+    for kinds, call, base in sorts:
         for kind in kinds:
-            data = answers.get(kind)
+            data = REPLY_DATA.get(kind)
             if data is None:
-                raise SystemExit(f"{kind.__name__} has no reply data: add it to {table}")
+                raise SystemExit(f"{kind.__name__} has no reply data: add it to contracts.replies.REPLY_DATA")
             found.append(Message(kind, data, call, base))
     return found
 

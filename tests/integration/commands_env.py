@@ -12,11 +12,13 @@ from nats.aio.client import Client as NATS
 
 from contracts import commands as c
 from contracts.replies import CommandOk, Failure
+from contracts.types import Tier
 from eventstore import JetStreamEventStore, connect
 from inmail.streams import events_stream, members_stream
 from services.contacts import ContactBook
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
 from services.repository import MemberRepository
+from tests.unit.scenario import register
 
 
 class Env:
@@ -49,18 +51,9 @@ class Env:
         assert isinstance(reply, CommandOk), reply
         return reply
 
-    async def register(self, member_id: str | None = None, tier: str = "premium_career", **kw: Any) -> str:
+    async def register(self, member_id: str | None = None, tier: Tier = "premium_career", **kw: Any) -> str:
         member_id = member_id or new_id("m")
-        await self.ok(
-            c.RegisterMember(
-                command_id=new_id("reg"),
-                member_id=member_id,
-                display_name=f"Member {member_id}",
-                email=f"{member_id}@example.com",
-                tier=tier,  # type: ignore[arg-type]
-                **kw,
-            )
-        )
+        await self.ok(register(member_id, tier, command_id=new_id("reg"), **kw))
         return member_id
 
     async def events_of(self, member_id: str) -> list[dict[str, Any]]:

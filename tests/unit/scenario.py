@@ -1,24 +1,41 @@
-"""given(events) / when(command) / then(events | error) for the member aggregate.
+"""given(events) / when(command) / then(events | error), through the command side's own loop.
 
-``Scenario`` keeps one state per member, evolved from the events given or
-recorded, and decides commands against them as the service would. The event
-factories below (``registered``, ``sent``, ...) write the "given" part of a
-test in one line each.
+``given`` appends events to an ``InMemoryEventStore`` as if the service had
+recorded them. ``when`` runs a command through the real ``CommandExecutor`` and
+``MemberRepository`` over that store (route, load, decide, append, reply), with
+trusted client time: the command happens ``at`` the time given. ``then``
+compares what it recorded with the expected events, whole.
+
+Expected events are the contract's Structs, so a misspelt field fails at
+construction and under mypy. Their header is filled in from the command (its
+time, its command_id, the policy, the event id it minted): start one with
+``**HEADER``, or build it with the factories below. An id the decision mints
+(an InMail's) is written ``NEW`` and taken from the recorded event.
+
+An InMail id in a given event routes like a minted one: the base-36 stream
+sequence of its sender's registration, a dash, anything (``"1-m1"``: an InMail
+of the member registered first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import weakref
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
 
-from contracts.commands import AnyCommand, InMailCommand, RegisterMember, SendInMail
+from contracts import subjects
+from contracts.commands import AnyCommand, RegisterMember, SendInMail
 from contracts.events import (
     AnyEvent,
     CreditRefunded,
+    CreditsRefreshed,
     FreeReason,
+    InMailAcknowledged,
     InMailDeclined,
     InMailRead,
     InMailReplied,
@@ -27,114 +44,191 @@ from contracts.events import (
     MemberRegistered,
     MembersConnected,
     PreferencesUpdated,
+    decode_event,
+    encode_event,
 )
 from contracts.policy import CURRENT_POLICY
-from contracts.types import Tier, month_of
-from services.domain import member
+from contracts.replies import CommandOk, Failure
+from contracts.types import InMailKind, Tier, month_of, utc
+from eventstore import InMemoryEventStore, NewMessage
+from services.domain.decider import aggregate_of
 from services.domain.errors import DomainError
+from services.domain.rules import Header
+from services.domain.sending import inmail_id_prefix
+from services.domain.state import Member, rebuild
+from services.executor import CommandExecutor, CommandSettings
+from services.repository import MemberRepository
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
+NEW = "<minted>"
+"""An id the decision mints: ``then`` takes it from the recorded event."""
+
+HEADER: Header = {"event_id": NEW, "occurred_at": T0, "command_id": NEW, "policy": 0}
+"""The header of an expected event; ``then`` fills it in from the command."""
+
+R = TypeVar("R")
 E = TypeVar("E", bound=AnyEvent)
 
 
-class Scenario:
-    """A world of recorded events, a command at a time, and what it decided."""
+class InMemoryContacts:
+    """The ``Contacts`` seam in memory: emails by member and registering command."""
 
-    def __init__(self, first_seq: int = 1) -> None:
-        self.states: dict[str, member.Member | None] = {}
-        self.logs: dict[str, list[tuple[AnyEvent, int]]] = {}
-        self.seq = first_seq - 1
-        self.ids = (f"id{n}" for n in itertools.count(1))
+    def __init__(self) -> None:
+        self.emails: dict[tuple[str, str], str] = {}
+
+    async def record(self, command: RegisterMember) -> None:
+        self.emails[command.member_id, command.command_id] = command.email
+
+    async def email_of(self, member_id: str, registered_by: str) -> str | None:
+        return self.emails.get((member_id, registered_by))
+
+
+class Scenario:
+    """Recorded events, one command at a time through the executor, and what it recorded."""
+
+    def __init__(self) -> None:
+        self.store = InMemoryEventStore()
+        self.contacts = InMemoryContacts()
+        self.executor = CommandExecutor(
+            MemberRepository(self.store),
+            self.contacts,
+            CommandSettings(trust_client_time=True),
+            ids=(f"id{n}" for n in itertools.count(1)),
+        )
         self.cmd: AnyCommand | None = None
-        self.target_id = ""
-        self.decision: member.Decision | None = None
-        self.error: DomainError | None = None
+        self.at = T0
+        self.outcome: CommandOk | Failure | None = None
+        self.recorded: list[AnyEvent] = []
+        self._loop = asyncio.new_event_loop()
+        weakref.finalize(self, self._loop.close)
 
     def given(self, *events: AnyEvent) -> Scenario:
+        """Record events as the service would have, each on its aggregate's subject."""
         for event in events:
-            self.seq += 1
-            owner = member.aggregate_of(event)
-            self.states[owner] = member.evolve(self.states.get(owner), event, self.seq)
-            self.logs.setdefault(owner, []).append((event, self.seq))
+            subject = subjects.member_events(aggregate_of(event))
+            if isinstance(event, InMailSent):
+                [registration] = self._run(self.store.read_subject(subject, limit=1))
+                prefix = inmail_id_prefix(registration.seq)
+                assert event.inmail_id.startswith(f"{prefix}-"), f"{event.sender_id}'s InMail ids: {prefix}-…"
+            version = self._run(self.store.last_seq_of(subject))
+            self._run(self.store.append(subject, [NewMessage(event.event_id, encode_event(event))], version))
         return self
 
     def when(self, cmd: AnyCommand, at: datetime = T0) -> Scenario:
-        self.cmd, self.decision, self.error = cmd, None, None
-        self.target_id = member.target_of(cmd) or self._sender_of(cmd)
-        others = {m: self.states.get(m) for m in member.reads_of(cmd)}
-        ctx = member.Context(now=at, ids=self.ids)
-        try:
-            self.decision = member.decide(cmd, self.states.get(self.target_id), others, ctx)
-        except DomainError as exc:
-            self.error = exc
+        """Execute a command happening ``at``; remember its reply and the events it recorded."""
+        self.cmd, self.at = msgspec.structs.replace(cmd, occurred_at=at), at
+        before = self._run(self.store.last_seq())
+        self.outcome = self._run(self.executor.execute(self.cmd))
+        after = self._run(self.store.last_seq())
+        self.recorded = [self._event_at(seq) for seq in range(before + 1, after + 1)]
         return self
 
-    def then(self, *expected: dict[str, Any]) -> list[AnyEvent]:
-        """Each expected dict is a subset of the fields of the event at that position."""
-        assert self.error is None, f"refused: {self.error!r}"
-        assert self.decision is not None
-        produced = self.decision.events
-        got = [msgspec.structs.asdict(e) | {"type": type(e).__name__} for e in produced]
-        assert len(got) == len(expected), f"expected {len(expected)} events, got {got}"
-        for want, have in zip(expected, got, strict=True):
-            assert {k: have.get(k) for k in want} == want, have
-        return produced
+    def then(self, *expected: AnyEvent) -> list[AnyEvent]:
+        """The command was accepted and recorded exactly ``expected``; returns what it recorded."""
+        self._accepted()
+        pairs = itertools.zip_longest(expected, self.recorded)
+        filled = [self._as_recorded(want, got) for want, got in pairs]
+        assert self.recorded == filled, _differences(self.recorded, filled)
+        return self.recorded
 
     def then_nothing_new(self, seq: int) -> None:
-        assert self.error is None, f"refused: {self.error!r}"
-        assert self.decision is not None and self.decision.events == []
-        assert self.decision.existing_seq == seq
+        """Accepted, writing nothing: its effect is already recorded at ``seq``."""
+        ok = self._accepted()
+        assert self.recorded == []
+        assert ok.seq == seq
 
-    def then_error(self, error: type[DomainError]) -> DomainError:
-        assert self.error is not None, f"accepted: {self.decision}"
-        assert type(self.error) is error, repr(self.error)
-        return self.error
-
-    def record(self) -> Scenario:
-        """Apply what the last command decided, as the service would after appending it."""
-        assert self.error is None, f"refused: {self.error!r}"
-        assert self.decision is not None
-        return self.given(*self.decision.events)
+    def then_error(self, error: type[DomainError]) -> Failure:
+        """Refused with the error's code, writing nothing."""
+        assert isinstance(self.outcome, Failure), f"accepted: {self.outcome}, recorded {self.recorded}"
+        assert self.outcome.error.code == error.code, self.outcome.error
+        assert self.recorded == []
+        return self.outcome
 
     def done(self, cmd: AnyCommand, at: datetime = T0) -> list[AnyEvent]:
-        """A command that must be accepted, recorded: the setup steps of a test."""
-        self.when(cmd, at).record()
-        assert self.decision is not None
-        return self.decision.events
+        """A command that must be accepted: the setup steps of a test. Returns what it recorded."""
+        self.when(cmd, at)._accepted()
+        return self.recorded
 
-    def decided(self, kind: type[E]) -> list[E]:
-        """The events of one type the last command decided."""
-        assert self.decision is not None, f"refused: {self.error!r}"
-        return [e for e in self.decision.events if isinstance(e, kind)]
+    def recorded_of(self, kind: type[E]) -> list[E]:
+        """The events of one type the last command recorded."""
+        return [event for event in self.recorded if isinstance(event, kind)]
 
-    def reply(self) -> msgspec.Struct:
-        """The reply data of the last command, from the state recording it."""
-        assert self.cmd is not None
-        return member.reply_data(self.state(self.target_id), self.cmd)
+    @property
+    def reply(self) -> Any:
+        """The reply data of the last command."""
+        return self._accepted().data
 
-    def state(self, member_id: str) -> member.Member:
-        state = self.states.get(member_id)
-        assert state is not None
+    def state(self, member_id: str) -> Member:
+        """A member's state rebuilt from every event recorded for them."""
+        stored = self._run(self.store.read_subject(subjects.member_events(member_id)))
+        state = rebuild([(decode_event(message.data), message.seq) for message in stored])
+        assert state is not None, f"{member_id} is not registered"
         return state
 
-    def _sender_of(self, cmd: AnyCommand) -> str:
-        assert isinstance(cmd, InMailCommand)
-        for owner, state in self.states.items():
-            if state is not None and cmd.inmail_id in state.inmails:
-                return owner
-        return ""
+    def evolved(self, member_id: str) -> Member:
+        """A member's state as the service holds it: evolved event by event as it appended them."""
+        state = self._run(self.executor.repository.load(member_id, fresh=False)).state
+        assert state is not None, f"{member_id} is not registered"
+        return state
+
+    def _accepted(self) -> CommandOk:
+        assert isinstance(self.outcome, CommandOk), f"refused: {self.outcome}"
+        return self.outcome
+
+    def _as_recorded(self, want: AnyEvent | None, got: AnyEvent | None) -> AnyEvent | None:
+        if want is None:
+            return None
+        assert self.cmd is not None
+        minted: dict[str, Any] = {}
+        if type(got) is type(want):
+            minted = {name: getattr(got, name) for name in want.__struct_fields__
+                      if name not in HEADER and getattr(want, name) == NEW}
+        return msgspec.structs.replace(
+            want,
+            event_id=got.event_id if got is not None else NEW,
+            occurred_at=utc(self.at),
+            command_id=self.cmd.command_id,
+            policy=CURRENT_POLICY.version,
+            **minted,
+        )
+
+    def _event_at(self, seq: int) -> AnyEvent:
+        stored = self._run(self.store.get(seq))
+        assert stored is not None
+        return decode_event(stored.data)
+
+    def _run(self, step: Coroutine[Any, Any, R]) -> R:
+        return self._loop.run_until_complete(step)
+
+
+def _differences(recorded: list[AnyEvent], expected: list[AnyEvent | None]) -> str:
+    """Where two event lists differ, position by position, field by field."""
+    lines = []
+    for position, (got, want) in enumerate(itertools.zip_longest(recorded, expected)):
+        if got == want:
+            continue
+        if got is None or want is None or type(got) is not type(want):
+            lines.append(f"[{position}] recorded {got!r}\n    expected {want!r}")
+            continue
+        for name in want.__struct_fields__:
+            if getattr(got, name) != getattr(want, name):
+                lines.append(f"[{position}] {type(want).__name__}.{name}: recorded "
+                             f"{getattr(got, name)!r}, expected {getattr(want, name)!r}")
+    return "\n".join(lines)
 
 
 def given(*events: AnyEvent) -> Scenario:
+    """A new scenario with these events recorded."""
     return Scenario().given(*events)
 
 
-# Commands used as setup -------------------------------------------------------
+# Commands -----------------------------------------------------------------------
 
 
 def register(member_id: str, tier: Tier = "premium_career", **fields: Any) -> RegisterMember:
+    """The one way tests build a registration: display name and email follow from the id."""
     fields = {"command_id": f"reg-{member_id}"} | fields
     return RegisterMember(
         member_id=member_id,
@@ -150,7 +244,7 @@ def send(sender: str, recipient: str, command_id: str = "send", **fields: Any) -
     return SendInMail(command_id=command_id, sender_id=sender, recipient_id=recipient, **fields)
 
 
-# Given events -------------------------------------------------------------------
+# Events ---------------------------------------------------------------------------
 
 _given_ids = itertools.count(1)
 
@@ -168,6 +262,7 @@ def registered(
     open_profile: bool = False,
     inmail_opt_out: bool = False,
 ) -> MemberRegistered:
+    """A member registered ``at``, with what ``register`` would have recorded."""
     return MemberRegistered(
         **_meta(at),
         member_id=member_id,
@@ -177,6 +272,20 @@ def registered(
         inmail_opt_out=inmail_opt_out,
         month=month_of(at),
         granted=CURRENT_POLICY.tier(tier).monthly_allotment,
+    )
+
+
+def refreshed(
+    member_id: str,
+    month: str,
+    *,
+    granted: int,
+    forfeited: int = 0,
+    tier: Tier = "premium_career",
+    at: datetime = T0,
+) -> CreditsRefreshed:
+    return CreditsRefreshed(
+        **_meta(at), member_id=member_id, month=month, tier=tier, granted=granted, forfeited=forfeited
     )
 
 
@@ -206,19 +315,27 @@ def sent(
     free_reason: FreeReason | None = None,
     follow_up_of: str | None = None,
     sender_tier: Tier = "premium_career",
+    subject: str = "A role for you",
+    body: str = "Would you like to talk?",
+    kind: InMailKind = "recruiter_outreach",
+    template_id: str | None = None,
+    bulk: bool = False,
 ) -> InMailSent:
+    """An InMail as ``send`` would have recorded it (the same subject and body by default)."""
     return InMailSent(
         **_meta(at),
         inmail_id=inmail_id,
         sender_id=sender,
         recipient_id=recipient,
         sender_tier=sender_tier,
-        subject="A role for you",
-        body="Would you like to talk?",
-        kind="recruiter_outreach",
+        subject=subject,
+        body=body,
+        kind=kind,
         charged=charged,
         free_reason=free_reason,
         follow_up_of=follow_up_of,
+        template_id=template_id,
+        bulk=bulk,
     )
 
 
@@ -230,20 +347,22 @@ def read(mail: InMailSent, *, at: datetime = T0) -> InMailRead:
     return InMailRead(**_meta(at), **_ids_of(mail))
 
 
-def replied(mail: InMailSent, *, at: datetime = T0) -> InMailReplied:
-    return InMailReplied(**_meta(at), **_ids_of(mail), body="Tell me more")
+def acknowledged(mail: InMailSent, *, at: datetime = T0) -> InMailAcknowledged:
+    return InMailAcknowledged(**_meta(at), **_ids_of(mail))
 
 
-def declined(mail: InMailSent, *, at: datetime = T0) -> InMailDeclined:
-    return InMailDeclined(**_meta(at), **_ids_of(mail))
+def replied(mail: InMailSent, *, body: str = "Tell me more", at: datetime = T0) -> InMailReplied:
+    return InMailReplied(**_meta(at), **_ids_of(mail), body=body)
 
 
-def refunded(
-    mail: InMailSent, response: InMailReplied | InMailDeclined, *, at: datetime = T0
-) -> CreditRefunded:
+def declined(mail: InMailSent, *, reason: str | None = None, at: datetime = T0) -> InMailDeclined:
+    return InMailDeclined(**_meta(at), **_ids_of(mail), reason=reason)
+
+
+def refunded(mail: InMailSent, response_event_id: str, *, at: datetime = T0) -> CreditRefunded:
     return CreditRefunded(
         **_meta(at),
         member_id=mail.sender_id,
         inmail_id=mail.inmail_id,
-        response_event_id=response.event_id,
+        response_event_id=response_event_id,
     )

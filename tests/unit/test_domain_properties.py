@@ -47,8 +47,13 @@ from contracts.events import (
 )
 from contracts.policy import CURRENT_POLICY
 from contracts.types import Tier, month_of, utc
-from services.domain import member
+from services.domain.decider import aggregate_of, decide
 from services.domain.errors import DomainError
+from services.domain.rules import Context, Decision
+from services.domain.sending import registered_seq_of
+from services.domain.state import Member, evolve, rebuild
+from services.reply_data import reply_data
+from services.routing import reads_of, target_of
 
 MEMBERS = ["m0", "m1", "m2", "m3"]
 TIERS: list[Tier] = list(CURRENT_POLICY.tiers)
@@ -119,7 +124,7 @@ class World:
     """Every member's state and recorded events, as the service would keep them."""
 
     def __init__(self) -> None:
-        self.states: dict[str, member.Member] = {}
+        self.states: dict[str, Member] = {}
         self.logs: dict[str, list[tuple[AnyEvent, int]]] = {}
         self.books: dict[str, Books] = {}
         self.by_registration: dict[int, str] = {}
@@ -197,40 +202,40 @@ class World:
     def inmail(self, n: int) -> InMailSent:
         return self.inmails[n % len(self.inmails)]
 
-    def decide(self, cmd: AnyCommand, at: datetime) -> tuple[member.Decision | None, DomainError | None]:
-        target = self.states.get(self.target_of(cmd))
-        others = {m: self.states.get(m) for m in member.reads_of(cmd)}
-        ctx = member.Context(now=at, ids=(f"{cmd.command_id}-{n}" for n in itertools.count()))
+    def decision(self, cmd: AnyCommand, at: datetime) -> tuple[Decision | None, DomainError | None]:
+        target = self.states.get(self.target(cmd))
+        others = {m: self.states.get(m) for m in reads_of(cmd)}
+        ctx = Context(now=at, ids=(f"{cmd.command_id}-{n}" for n in itertools.count()))
         try:
-            return member.decide(cmd, target, others, ctx), None
+            return decide(cmd, target, others, ctx), None
         except DomainError as refusal:
             return None, refusal
 
-    def target_of(self, cmd: AnyCommand) -> str:
-        target = member.target_of(cmd)
+    def target(self, cmd: AnyCommand) -> str:
+        target = target_of(cmd)
         if target is None:
             assert isinstance(cmd, MarkInMailRead | AcknowledgeInMail | RecordReply | DeclineInMail)
-            registered_seq = member.registered_seq_of(cmd.inmail_id)
+            registered_seq = registered_seq_of(cmd.inmail_id)
             assert registered_seq is not None, cmd.inmail_id
             target = self.by_registration[registered_seq]
         return target
 
     def run(self, cmd: AnyCommand, at: datetime) -> None:
         before = copy.deepcopy(self.states)
-        decision, refusal = self.decide(cmd, at)
+        decision, refusal = self.decision(cmd, at)
         assert self.states == before, "decide changed the state it was given"
-        again, refusal_again = self.decide(cmd, at)
+        again, refusal_again = self.decision(cmd, at)
         if refusal is not None:
             assert refusal_again is not None, "refusals are deterministic"
             assert refusal_again.code == refusal.code, "refusals are deterministic"
             return
         assert decision is not None and decision == again, "decisions are deterministic"
-        target = self.target_of(cmd)
+        target = self.target(cmd)
         for event in decision.events:
-            assert member.aggregate_of(event) == target, "a decision writes only its target aggregate"
+            assert aggregate_of(event) == target, "a decision writes only its target aggregate"
             assert event.occurred_at == utc(at) and event.command_id == cmd.command_id
             self.record(event)
-        reply = member.reply_data(self.states[target], cmd)
+        reply = reply_data(self.states[target], cmd)
         if decision.events:
             self.answered.append((cmd, self.seq, reply))
         else:
@@ -240,10 +245,10 @@ class World:
         if not self.answered:
             return
         cmd, seq, reply = self.answered[n % len(self.answered)]
-        decision, refusal = self.decide(cmd, at)
+        decision, refusal = self.decision(cmd, at)
         assert refusal is None, f"a repeat was refused: {refusal!r}"
-        assert decision == member.Decision.already(seq)
-        assert member.reply_data(self.states[self.target_of(cmd)], cmd) == reply
+        assert decision == Decision.already(seq)
+        assert reply_data(self.states[self.target(cmd)], cmd) == reply
 
     def reuse(self, n: int, step: tuple[Any, ...], at: datetime) -> None:
         """A new command under a command_id its target already recorded writes nothing."""
@@ -254,15 +259,15 @@ class World:
         cmd = msgspec.structs.replace(cmd, command_id=used.command_id)
         events_before = self.seq
         self.run(cmd, at)
-        if self.target_of(cmd) == self.target_of(used):
+        if self.target(cmd) == self.target(used):
             assert self.seq == events_before, "a used command_id wrote new events"
 
     # Recording an event, and what must hold after it ---------------------------------------------
 
     def record(self, event: AnyEvent) -> None:
         self.seq += 1
-        owner = member.aggregate_of(event)
-        state = self.states[owner] = member.evolve(self.states.get(owner), event, self.seq)
+        owner = aggregate_of(event)
+        state = self.states[owner] = evolve(self.states.get(owner), event, self.seq)
         self.logs.setdefault(owner, []).append((event, self.seq))
         books = self.books.setdefault(owner, Books())
         month = month_of(event.occurred_at)
@@ -301,7 +306,7 @@ class World:
 
     def check_rebuild(self) -> None:
         for member_id, log in self.logs.items():
-            assert member.rebuild(log) == self.states[member_id], f"rebuilding {member_id}"
+            assert rebuild(log) == self.states[member_id], f"rebuilding {member_id}"
 
 
 def peer(member_index: int, offset: int) -> str:

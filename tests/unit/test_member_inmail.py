@@ -5,13 +5,18 @@ from datetime import timedelta, timezone
 import msgspec
 import pytest
 
-from contracts.commands import ChangeTier, SendBulkInMail, SendInMail
-from contracts.events import InMailSent, encode_event
+from contracts.commands import ChangeTier, MarkInMailRead, SendBulkInMail, SendInMail
+from contracts.events import FreeReason, InMailSent, encode_event
 from contracts.replies import BulkSentData, SentData
-from contracts.types import InMailId, Tier
-from services.domain import errors, member
+from contracts.types import InMailId, InMailKind, Tier
+from services.domain import errors
+from services.domain.decider import decide
+from services.domain.rules import Context
+from services.domain.sending import registered_seq_of
+from services.domain.state import rebuild
 from tests.unit.scenario import (
     DAY,
+    NEW,
     T0,
     Scenario,
     blocked,
@@ -19,7 +24,7 @@ from tests.unit.scenario import (
     declined,
     given,
     preferences,
-    register,
+    read,
     registered,
     replied,
     send,
@@ -32,9 +37,22 @@ def alice_and_bob(*, open_profile: bool = False, inmail_opt_out: bool = False) -
     return given(registered("alice", "premium_career"), bob)
 
 
-def bulk(*recipients: str, sender: str = "rec", command_id: str = "b", **fields) -> SendBulkInMail:
+def bulk(*recipients: str, command_id: str = "b", **fields) -> SendBulkInMail:
     fields = {"subject": "Open roles", "body": "We are hiring"} | fields
-    return SendBulkInMail(command_id=command_id, sender_id=sender, recipient_ids=list(recipients), **fields)
+    return SendBulkInMail(command_id=command_id, sender_id="rec", recipient_ids=list(recipients), **fields)
+
+
+def bulk_sent(
+    recipient: str,
+    tier: Tier = "recruiter",
+    *,
+    charged: bool = True,
+    free_reason: FreeReason | None = None,
+    kind: InMailKind = "recruiter_outreach",
+    template_id: str | None = None,
+) -> InMailSent:
+    return sent("rec", recipient, NEW, sender_tier=tier, subject="Open roles", body="We are hiring",
+                bulk=True, charged=charged, free_reason=free_reason, kind=kind, template_id=template_id)
 
 
 # One InMail -------------------------------------------------------------------------
@@ -42,57 +60,56 @@ def bulk(*recipients: str, sender: str = "rec", command_id: str = "b", **fields)
 
 def test_a_charged_inmail_costs_one_credit_and_answers_what_is_left():
     s = alice_and_bob().when(send("alice", "bob"))
-    s.then({"type": "InMailSent", "sender_id": "alice", "recipient_id": "bob", "charged": True,
-            "free_reason": None, "sender_tier": "premium_career", "bulk": False})
-    [mail] = s.decided(InMailSent)
-    s.record()
+    s.then(sent("alice", "bob", NEW, charged=True, free_reason=None, sender_tier="premium_career"))
+    [mail] = s.recorded_of(InMailSent)
     assert (s.state("alice").balance, s.state("alice").spent) == (4, 1)
-    assert s.reply() == SentData(mail.inmail_id, True, None, 4)
+    assert s.reply == SentData(mail.inmail_id, True, None, 4)
 
 
 def test_the_inmail_records_subject_body_kind_and_template():
     s = alice_and_bob().when(send("alice", "bob", subject="Ré: poste", body="Bonjour 👋",
                                   kind="talent_pipeline", template_id="tpl-7"))
-    s.then({"type": "InMailSent", "subject": "Ré: poste", "body": "Bonjour 👋", "kind": "talent_pipeline",
-            "template_id": "tpl-7", "follow_up_of": None})
+    s.then(sent("alice", "bob", NEW, subject="Ré: poste", body="Bonjour 👋", kind="talent_pipeline",
+                template_id="tpl-7"))
 
 
-def test_inmail_ids_start_with_the_senders_registration_seq_in_base_36():
-    s = Scenario(first_seq=36 * 2 + 11)  # alice registers at seq 83, "2b" in base 36
-    s.done(register("alice"))
-    s.done(register("bob"))
-    [mail] = [e for e in s.done(send("alice", "bob")) if isinstance(e, InMailSent)]
+def test_inmail_ids_start_with_the_senders_registration_seq_in_base_36_and_route_to_the_sender():
+    s = given(*(registered(f"m{n}") for n in range(82)), registered("alice"), registered("bob"))  # 83, 84
+    s.done(send("alice", "bob"))
+    [mail] = s.recorded_of(InMailSent)
     assert mail.inmail_id.startswith("2b-")
-    assert member.registered_seq_of(mail.inmail_id) == 83
+    assert registered_seq_of(mail.inmail_id) == 83
     assert msgspec.json.decode(f'"{mail.inmail_id}"', type=InMailId) == mail.inmail_id
+    s.when(MarkInMailRead(command_id="r", inmail_id=mail.inmail_id, member_id="bob")).then(read(mail))
 
 
 def test_an_inmail_to_a_connection_is_free():
     s = alice_and_bob().given(connected("alice", "bob")).when(send("alice", "bob"))
-    s.then({"type": "InMailSent", "charged": False, "free_reason": "connection"})
-    s.record()
+    s.then(sent("alice", "bob", NEW, charged=False, free_reason="connection"))
     assert (s.state("alice").balance, s.state("alice").spent) == (5, 0)
-    assert s.reply() == SentData(s.decided(InMailSent)[0].inmail_id, False, "connection", 5)
+    assert s.reply == SentData(s.recorded_of(InMailSent)[0].inmail_id, False, "connection", 5)
 
 
 def test_an_inmail_to_a_member_who_connected_with_the_sender_is_free():
     s = alice_and_bob().given(connected("bob", "alice")).when(send("alice", "bob"))
-    s.then({"type": "InMailSent", "charged": False, "free_reason": "connection"})
+    s.then(sent("alice", "bob", NEW, charged=False, free_reason="connection"))
 
 
 def test_an_inmail_to_an_open_profile_member_is_free():
     s = alice_and_bob(open_profile=True).when(send("alice", "bob"))
-    s.then({"type": "InMailSent", "charged": False, "free_reason": "open_profile"})
+    s.then(sent("alice", "bob", NEW, charged=False, free_reason="open_profile"))
 
 
 def test_a_free_tier_member_can_send_to_a_connection():
     s = given(registered("alice", "free"), registered("bob"), connected("bob", "alice"))
-    s.when(send("alice", "bob")).then({"type": "InMailSent", "charged": False, "sender_tier": "free"})
+    s.when(send("alice", "bob"))
+    s.then(sent("alice", "bob", NEW, charged=False, free_reason="connection", sender_tier="free"))
 
 
 def test_a_free_tier_member_can_send_to_an_open_profile_member():
     s = given(registered("alice", "free"), registered("bob", open_profile=True))
-    s.when(send("alice", "bob")).then({"type": "InMailSent", "charged": False, "free_reason": "open_profile"})
+    s.when(send("alice", "bob"))
+    s.then(sent("alice", "bob", NEW, charged=False, free_reason="open_profile", sender_tier="free"))
 
 
 def test_a_free_tier_member_cannot_send_a_charged_inmail():
@@ -118,7 +135,7 @@ def test_opting_out_beats_open_profile():
 @pytest.mark.parametrize(("asker", "other"), [("alice", "bob"), ("bob", "alice")])
 def test_opting_out_does_not_apply_to_connections(asker, other):
     s = alice_and_bob(inmail_opt_out=True).given(connected(asker, other)).when(send("alice", "bob"))
-    s.then({"type": "InMailSent", "charged": False, "free_reason": "connection"})
+    s.then(sent("alice", "bob", NEW, charged=False, free_reason="connection"))
 
 
 @pytest.mark.parametrize(("blocker", "blockee"), [("alice", "bob"), ("bob", "alice")])
@@ -155,13 +172,20 @@ def test_a_send_earlier_than_the_senders_latest_event_is_refused_as_invalid_time
 
 def test_the_recipients_later_events_do_not_make_a_send_too_early():
     s = alice_and_bob().given(preferences("bob", at=T0 + DAY))
-    s.when(send("alice", "bob"), at=T0 + timedelta(hours=1)).then({"type": "InMailSent"})
+    s.when(send("alice", "bob"), at=T0 + timedelta(hours=1)).then(sent("alice", "bob", NEW))
 
 
 def test_events_are_stamped_with_the_command_time_in_utc():
     in_paris = T0.astimezone(timezone(timedelta(hours=1)))
-    [event] = alice_and_bob().when(send("alice", "bob"), at=in_paris).then({"type": "InMailSent"})
+    [event] = alice_and_bob().when(send("alice", "bob"), at=in_paris).then(sent("alice", "bob", NEW))
     assert event.occurred_at == T0
+    assert b'"occurred_at":"2026-01-05T09:00:00Z"' in encode_event(event)
+
+
+def test_the_decider_itself_stamps_events_in_utc_whatever_offset_its_time_has():
+    alice, bob = rebuild([(registered("alice"), 1)]), rebuild([(registered("bob"), 2)])
+    in_paris = Context(now=T0.astimezone(timezone(timedelta(hours=1))), ids=iter(["e1", "m1"]))
+    [event] = decide(send("alice", "bob"), alice, {"bob": bob}, in_paris).events
     assert b'"occurred_at":"2026-01-05T09:00:00Z"' in encode_event(event)
 
 
@@ -174,7 +198,8 @@ def test_events_are_stamped_with_the_command_time_in_utc():
     ids=["200-accented-subject", "1900-emoji-body", "one-character-each", "surrounding-space"],
 )
 def test_subjects_up_to_200_and_bodies_up_to_1900_characters_are_accepted(subject, body):
-    alice_and_bob().when(send("alice", "bob", subject=subject, body=body)).then({"type": "InMailSent"})
+    s = alice_and_bob().when(send("alice", "bob", subject=subject, body=body))
+    s.then(sent("alice", "bob", NEW, subject=subject, body=body))
 
 
 def test_a_subject_of_201_characters_is_refused_even_if_its_bytes_would_fit():
@@ -200,11 +225,10 @@ def test_a_repeated_send_answers_the_original_reply_even_after_other_sends():
     s = alice_and_bob()
     first = send("alice", "bob", "s1")
     s.done(first)  # seq 3
-    [mail] = s.decided(InMailSent)
+    [mail] = s.recorded_of(InMailSent)
     s.done(send("alice", "bob", "s2"))
-    s.when(first)
-    s.then_nothing_new(3)
-    assert s.reply() == SentData(mail.inmail_id, True, None, 4)
+    s.when(first).then_nothing_new(3)
+    assert s.reply == SentData(mail.inmail_id, True, None, 4)
 
 
 def test_a_repeated_send_writes_nothing_even_when_no_credit_is_left():
@@ -227,22 +251,19 @@ def recruiter_and_friends(tier: Tier = "recruiter", *, open_profile: bool = Fals
 
 def test_bulk_inmail_sends_one_inmail_per_recipient():
     s = recruiter_and_friends().when(bulk("bob", "carol", "dan", kind="event_invitation", template_id="t1"))
-    expected = {"type": "InMailSent", "sender_id": "rec", "charged": True, "bulk": True,
-                "kind": "event_invitation", "template_id": "t1", "subject": "Open roles"}
-    s.then(*({**expected, "recipient_id": rid} for rid in ("bob", "carol", "dan")))
-    ids = [mail.inmail_id for mail in s.decided(InMailSent)]
+    s.then(*(bulk_sent(rid, kind="event_invitation", template_id="t1") for rid in ("bob", "carol", "dan")))
+    ids = [mail.inmail_id for mail in s.recorded_of(InMailSent)]
     assert len(set(ids)) == 3
-    s.record()
-    assert s.reply() == BulkSentData(ids, 147)
+    assert s.reply == BulkSentData(ids, 147)
 
 
 def test_a_repeated_bulk_send_answers_the_original_ids():
     s = recruiter_and_friends()
     s.done(bulk("bob", "carol", command_id="b1"))
-    ids = [mail.inmail_id for mail in s.decided(InMailSent)]
+    ids = [mail.inmail_id for mail in s.recorded_of(InMailSent)]
     s.done(bulk("carol", "dan", command_id="b2"))
     s.when(bulk("bob", "carol", command_id="b1")).then_nothing_new(6)
-    assert s.reply() == BulkSentData(ids, 148)
+    assert s.reply == BulkSentData(ids, 148)
 
 
 @pytest.mark.parametrize("tier", ["free", "premium_career", "premium_business", "sales_navigator"])
@@ -252,7 +273,7 @@ def test_bulk_inmail_outside_recruiter_tiers_is_refused(tier):
 
 def test_recruiter_lite_may_send_bulk_inmail():
     s = recruiter_and_friends("recruiter_lite").when(bulk("bob", "carol"))
-    s.then({"type": "InMailSent", "bulk": True}, {"type": "InMailSent", "bulk": True})
+    s.then(bulk_sent("bob", "recruiter_lite"), bulk_sent("carol", "recruiter_lite"))
 
 
 @pytest.mark.parametrize(
@@ -277,9 +298,9 @@ def test_bulk_including_the_sender_is_refused_as_self_message():
 def test_bulk_to_connections_and_open_profiles_only_costs_nothing():
     s = recruiter_and_friends(open_profile=True).given(connected("carol", "rec"))
     s.when(bulk("bob", "carol"))
-    s.then({"charged": False, "free_reason": "open_profile"}, {"charged": False, "free_reason": "connection"})
-    s.record()
-    assert s.reply() == BulkSentData([m.inmail_id for m in s.decided(InMailSent)], 150)
+    s.then(bulk_sent("bob", charged=False, free_reason="open_profile"),
+           bulk_sent("carol", charged=False, free_reason="connection"))
+    assert s.reply == BulkSentData([m.inmail_id for m in s.recorded_of(InMailSent)], 150)
 
 
 @pytest.mark.parametrize(
@@ -295,61 +316,60 @@ def test_bulk_messages_follow_the_same_length_rules(fields, error):
 
 
 def test_a_follow_up_is_recorded_and_charged_like_any_inmail():
-    s = alice_and_bob().given(sent("alice", "bob", "m1"))
-    s.when(send("alice", "bob", follow_up_of="m1"), at=T0 + 7 * DAY)
-    s.then({"type": "InMailSent", "follow_up_of": "m1", "charged": True})
-    s.record()
+    s = alice_and_bob().given(sent("alice", "bob", "1-m1"))
+    s.when(send("alice", "bob", follow_up_of="1-m1"), at=T0 + 7 * DAY)
+    s.then(sent("alice", "bob", NEW, follow_up_of="1-m1", charged=True))
     assert s.state("alice").balance == 3
 
 
 def test_a_follow_up_to_a_connection_is_free():
-    mail = sent("alice", "bob", "m1", charged=False, free_reason="connection")
+    mail = sent("alice", "bob", "1-m1", charged=False, free_reason="connection")
     s = alice_and_bob().given(connected("alice", "bob"), mail)
-    s.when(send("alice", "bob", follow_up_of="m1"))
-    s.then({"type": "InMailSent", "follow_up_of": "m1", "charged": False, "free_reason": "connection"})
+    s.when(send("alice", "bob", follow_up_of="1-m1"))
+    s.then(sent("alice", "bob", NEW, follow_up_of="1-m1", charged=False, free_reason="connection"))
 
 
 def test_a_follow_up_of_an_unknown_inmail_is_refused():
-    s = alice_and_bob().when(send("alice", "bob", follow_up_of="nope"))
+    s = alice_and_bob().when(send("alice", "bob", follow_up_of="1-nope"))
     s.then_error(errors.InvalidFollowUp)
 
 
 def test_a_follow_up_of_another_senders_inmail_is_refused():
-    s = alice_and_bob().given(registered("carol"), sent("carol", "bob", "m1"))
-    s.when(send("alice", "bob", follow_up_of="m1")).then_error(errors.InvalidFollowUp)
+    s = alice_and_bob().given(registered("carol"), sent("carol", "bob", "3-m1"))
+    s.when(send("alice", "bob", follow_up_of="3-m1")).then_error(errors.InvalidFollowUp)
 
 
 def test_a_follow_up_to_another_recipient_is_refused():
-    s = alice_and_bob().given(registered("carol"), sent("alice", "bob", "m1"))
-    s.when(send("alice", "carol", follow_up_of="m1")).then_error(errors.InvalidFollowUp)
+    s = alice_and_bob().given(registered("carol"), sent("alice", "bob", "1-m1"))
+    s.when(send("alice", "carol", follow_up_of="1-m1")).then_error(errors.InvalidFollowUp)
 
 
 @pytest.mark.parametrize("response", [replied, declined])
 def test_a_follow_up_of_an_inmail_with_a_response_is_refused(response):
-    mail = sent("alice", "bob", "m1")
+    mail = sent("alice", "bob", "1-m1")
     s = alice_and_bob().given(mail, response(mail))
-    s.when(send("alice", "bob", follow_up_of="m1")).then_error(errors.InvalidFollowUp)
+    s.when(send("alice", "bob", follow_up_of="1-m1")).then_error(errors.InvalidFollowUp)
 
 
 def test_only_one_follow_up_per_inmail():
-    s = alice_and_bob().given(sent("alice", "bob", "m1"), sent("alice", "bob", "m2", follow_up_of="m1"))
-    s.when(send("alice", "bob", follow_up_of="m1")).then_error(errors.InvalidFollowUp)
+    s = alice_and_bob().given(sent("alice", "bob", "1-m1"), sent("alice", "bob", "1-m2", follow_up_of="1-m1"))
+    s.when(send("alice", "bob", follow_up_of="1-m1")).then_error(errors.InvalidFollowUp)
 
 
 def test_a_follow_up_may_itself_be_followed_up():
-    s = alice_and_bob().given(sent("alice", "bob", "m1"), sent("alice", "bob", "m2", follow_up_of="m1"))
-    s.when(send("alice", "bob", follow_up_of="m2")).then({"type": "InMailSent", "follow_up_of": "m2"})
+    s = alice_and_bob().given(sent("alice", "bob", "1-m1"), sent("alice", "bob", "1-m2", follow_up_of="1-m1"))
+    s.when(send("alice", "bob", follow_up_of="1-m2")).then(sent("alice", "bob", NEW, follow_up_of="1-m2"))
 
 
 def test_a_follow_up_to_a_recipient_who_opted_out_since_is_refused():
-    s = alice_and_bob().given(sent("alice", "bob", "m1"), preferences("bob", inmail_opt_out=True))
-    s.when(send("alice", "bob", follow_up_of="m1")).then_error(errors.RecipientOptedOut)
+    s = alice_and_bob().given(sent("alice", "bob", "1-m1"), preferences("bob", inmail_opt_out=True))
+    s.when(send("alice", "bob", follow_up_of="1-m1")).then_error(errors.RecipientOptedOut)
 
 
 def test_a_follow_up_without_credits_is_refused():
-    spent = [sent("alice", "bob", f"m{n}") for n in range(5)]
+    spent = [sent("alice", "bob", f"1-m{n}") for n in range(5)]
     s = alice_and_bob().given(*spent)
-    s.when(send("alice", "bob", follow_up_of="m0")).then_error(errors.InsufficientCredits)
+    s.when(send("alice", "bob", follow_up_of="1-m0")).then_error(errors.InsufficientCredits)
 
 
 def test_the_send_command_default_kind_is_recruiter_outreach():

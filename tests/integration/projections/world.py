@@ -1,7 +1,7 @@
 """A world of members whose commands are decided by the pure domain and appended to a real stream.
 
 Tests build event histories the way the service would: ``World`` keeps every
-member's state, decides each command with ``services.domain.member.decide`` and
+member's state, decides each command with ``services.domain.decider.decide`` and
 appends the events to ``inmail.evt.member.<id>`` through the event store, at the
 version the decision was made on. ``populate`` then plays a few months of
 realistic traffic: sends (single and bulk, charged and free), reads,
@@ -35,8 +35,11 @@ from contracts.commands import (
 from contracts.events import AnyEvent, InMailSent, encode_event
 from contracts.types import InMailKind, Tier, month_of
 from eventstore import JetStreamEventStore, NewMessage
-from services.domain import member
+from services.domain.decider import decide
 from services.domain.errors import DomainError
+from services.domain.rules import Context
+from services.domain.state import Member, evolve
+from services.routing import reads_of, target_of
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -56,7 +59,7 @@ class World:
     def __init__(self, store: JetStreamEventStore, *, prefix: str = "w") -> None:
         self.store = store
         self.prefix = prefix
-        self.states: dict[str, member.Member | None] = {}
+        self.states: dict[str, Member | None] = {}
         self.versions: dict[str, int] = {}
         self.senders: dict[str, str] = {}
         self.recorded: list[tuple[int, AnyEvent]] = []
@@ -72,7 +75,7 @@ class World:
     def members(self) -> list[str]:
         return [m for m, state in self.states.items() if state is not None]
 
-    def state(self, member_id: str) -> member.Member:
+    def state(self, member_id: str) -> Member:
         state = self.states[member_id]
         assert state is not None
         return state
@@ -84,13 +87,13 @@ class World:
         """Decide and record a command; raises the domain's error when it is refused."""
         now = at or self.clock
         self.clock = max(self.clock, now)
-        target = member.target_of(cmd)
+        target = target_of(cmd)
         if target is None:
             assert isinstance(cmd, MarkInMailRead | AcknowledgeInMail | RecordReply | DeclineInMail)
             target = self.senders[cmd.inmail_id]
-        others = {m: self.states.get(m) for m in member.reads_of(cmd)}
-        context = member.Context(now=now, ids=self._ids)
-        decision = member.decide(cmd, self.states.get(target), others, context)
+        others = {m: self.states.get(m) for m in reads_of(cmd)}
+        context = Context(now=now, ids=self._ids)
+        decision = decide(cmd, self.states.get(target), others, context)
         if not decision.events:
             return []
         appended = await self.store.append(
@@ -99,7 +102,7 @@ class World:
             self.versions.get(target, 0),
         )
         for event, seq in zip(decision.events, appended.seqs, strict=True):
-            self.states[target] = member.evolve(self.states.get(target), event, seq)
+            self.states[target] = evolve(self.states.get(target), event, seq)
             self.recorded.append((seq, event))
             if isinstance(event, InMailSent):
                 self.senders[event.inmail_id] = target

@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import msgspec
@@ -43,13 +43,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 S = TypeVar("S", bound=msgspec.Struct)
 
-_RETRIABLE = (
-    TimeoutError,
-    nats.errors.NoRespondersError,
+_DISCONNECTED = (
     nats.errors.OutboundBufferLimitError,
     nats.errors.ConnectionReconnectingError,
     nats.errors.StaleConnectionError,
 )
+"""What a request meets while the connection is being re-established."""
 
 
 class Written(Protocol):
@@ -92,7 +91,7 @@ class _Envelope(msgspec.Struct, Generic[T], frozen=True):
 class Core:
     """A connection to the service; the typed methods are generated in ``methods.py``."""
 
-    results: ClassVar[Mapping[type[msgspec.Struct], type[msgspec.Struct]]] = {}
+    results: ClassVar[Mapping[type[msgspec.Struct], type[msgspec.Struct]]] = MappingProxyType({})
     """The result type of each command, query and operator request (set by ``Methods``)."""
 
     def __init__(
@@ -245,7 +244,7 @@ class Core:
                 problem = NoAnswer(f"no InMail service answers on {subject}")
             except TimeoutError:
                 problem = NoAnswer(f"no answer on {subject} within {self.attempt_timeout:g}s")
-            except _RETRIABLE as exc:
+            except _DISCONNECTED as exc:
                 problem = NoAnswer(f"NATS is not connected ({type(exc).__name__})")
             except nats.errors.ConnectionClosedError:
                 raise NoAnswer("the NATS connection is closed") from None

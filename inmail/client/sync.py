@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
@@ -12,9 +12,9 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 import msgspec
 
 from contracts.commands import Command
-from contracts.events import AnyEvent
+from contracts.events import AnyEvent, Event
 from inmail.client.core import Answered, Core, Stats, Written
-from inmail.client.events import Delivery, Events
+from inmail.client.events import ACK_WAIT, Delivery, Events
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -69,9 +69,18 @@ class SyncCore(Generic[C]):
         """Send a query (or an operator request) built by the caller; its typed answer."""
         return self.runner.run(self.client.ask(query))
 
-    def events(self, durable: str, **options: Any) -> SyncEvents:
+    def events(
+        self,
+        durable: str,
+        *,
+        from_seq: int | None = None,
+        types: Collection[str | type[Event]] | None = None,
+        ack_wait: float = ACK_WAIT,
+        batch: int = 100,
+    ) -> SyncEvents:
         """Typed events through the durable consumer ``durable`` (see ``InMailClient.events``)."""
-        return SyncEvents(self.client.events(durable, **options), self.runner)
+        events = self.client.events(durable, from_seq=from_seq, types=types, ack_wait=ack_wait, batch=batch)
+        return SyncEvents(events, self.runner)
 
     def close(self) -> None:
         """Close the client and stop its event loop."""

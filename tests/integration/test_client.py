@@ -124,16 +124,20 @@ async def test_a_repeated_command_id_answers_the_original_reply(client: InMailCl
 async def test_the_blocking_client_offers_the_same_methods(
     server: EmbeddedNatsServer, service: InMailService
 ) -> None:
-    def as_a_script_would() -> tuple[int, int]:
+    def as_a_script_would() -> tuple[int, int, str]:
         with InMailClient.connect_sync(server.url) as sync:
             member = new_id("m")
             registered = sync.register_member(
                 member, display_name="Sync", email=f"{member}@example.com", tier="sales_navigator"
             )
-            return registered.credits_left, sync.after(registered).credit_balance(member).balance
+            balance = sync.after(registered).credit_balance(member).balance
+            with sync.events(new_id("script"), from_seq=registered.seq) as events:
+                delivery = next(events)
+                delivery.ack()
+            return registered.credits_left, balance, delivery.type
 
     # The service runs on this event loop: the blocking client must wait elsewhere.
-    assert await asyncio.to_thread(as_a_script_would) == (50, 50)
+    assert await asyncio.to_thread(as_a_script_would) == (50, 50, "MemberRegistered")
 
 
 async def consume(client: InMailClient, durable: str, count: int, **options: object) -> list[Delivery]:

@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from eventstore import NatsUnreachable
-from inmail.cli.common import CliError, log_level_option, nats_option, nats_url, positive, run
+from inmail.cli.common import (
+    CONTEXT_SETTINGS,
+    CliError,
+    log_level_option,
+    nats_option,
+    nats_url,
+    positive,
+    run,
+)
 
 FROM_SEQ = click.option(
     "--from-seq",
@@ -30,7 +38,7 @@ def _operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
         raise CliError(str(exc)) from exc
 
 
-@click.command("replay")
+@click.command("replay", context_settings=CONTEXT_SETTINGS)
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @FROM_SEQ
 @click.option("--no-progress", is_flag=True, help="no progress bar")
@@ -49,7 +57,7 @@ def replay_command(
     return _operate(replay(_url(nats_url), list(names) or None, from_seq, not no_progress), log_level)
 
 
-@click.command("status")
+@click.command("status", context_settings=CONTEXT_SETTINGS)
 @nats_option()
 @log_level_option("warning")
 def status_command(nats_url: str | None, log_level: str) -> int:
@@ -59,7 +67,7 @@ def status_command(nats_url: str | None, log_level: str) -> int:
     return _operate(status(_url(nats_url)), log_level)
 
 
-@click.command("verify")
+@click.command("verify", context_settings=CONTEXT_SETTINGS)
 @nats_option()
 @log_level_option("warning")
 def verify_command(nats_url: str | None, log_level: str) -> int:
@@ -72,7 +80,7 @@ def verify_command(nats_url: str | None, log_level: str) -> int:
     return _operate(verify(_url(nats_url)), log_level)
 
 
-@click.command("events")
+@click.command("events", context_settings=CONTEXT_SETTINGS)
 @click.option("--member", metavar="ID", help="only events concerning this member")
 @FROM_SEQ
 @click.option("--follow", is_flag=True, help="keep printing new events")

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from eventstore import NatsUnreachable, connect
-from inmail.cli.common import CliError, log_level_option, run
+from inmail.cli.common import CONTEXT_SETTINGS, CliError, log_level_option, run
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
 
 MIN_SERVER = (2, 12)
@@ -44,7 +44,9 @@ def _env(name: str) -> str:
     return f"INMAIL_{name}"
 
 
-@click.command("serve", short_help="Run the service, its projections and queries.")
+@click.command(
+    "serve", short_help="Run the service, its projections and queries.", context_settings=CONTEXT_SETTINGS
+)
 @click.option(
     "--nats",
     "nats_url",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from eventstore import NatsUnreachable, connect
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
+from inmail.supervisor import NatsServerLost, SupervisedNatsServer
 
 DEFAULT_NATS = "nats://127.0.0.1:4222"
 MIN_SERVER = (2, 12)
@@ -155,25 +156,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _serve(args: argparse.Namespace) -> int:
     from inmail.app import InMailService, ServiceSettings, default_store_url
+    from inmail.datadir import DataDirInUse, DataDirLock
 
     log = logging.getLogger("inmail")
-    embedded: EmbeddedNatsServer | None = None
-    url = args.nats
-    if url is None:
-        embedded = EmbeddedNatsServer(
-            NatsServerSettings(
+    projections = args.role in ("all", "read")
+    lock: DataDirLock | None = None
+    if args.nats is None or (projections and args.store is None):
+        # The folder holds the embedded server's store or the read models: one owner at a time.
+        try:
+            lock = DataDirLock(args.data_dir).acquire()
+        except DataDirInUse as exc:
+            raise CliError(str(exc)) from exc
+    embedded: SupervisedNatsServer | None = None
+    service = None
+    lost: str | None = None
+    try:
+        url = args.nats
+        if url is None:
+            assert lock is not None
+            server_settings = NatsServerSettings(
                 data_dir=args.data_dir / "nats", port=args.port, durable=not args.relaxed_fsync
             )
-        )
-        try:
-            # Started from the main thread on purpose: the server dies with the thread that
-            # started it (PR_SET_PDEATHSIG), and worker threads come and go.
-            url = embedded.start()
-        except NatsServerError as exc:
-            raise CliError(str(exc)) from exc
-        log.info("embedded nats-server on %s (data in %s)", url, args.data_dir / "nats")
-    service = None
-    try:
+            embedded = SupervisedNatsServer(EmbeddedNatsServer(server_settings, pass_fds=[lock.fd]))
+            try:
+                url = await embedded.start()
+            except NatsServerError as exc:
+                raise CliError(str(exc)) from exc
+            log.info("embedded nats-server on %s (data in %s)", url, args.data_dir / "nats")
         await check_server(url)
         args.data_dir.mkdir(parents=True, exist_ok=True)
         settings = ServiceSettings(
@@ -187,7 +196,7 @@ async def _serve(args: argparse.Namespace) -> int:
             # to today and refuse every later simulated command as INVALID_TIME.
             scheduler=not args.trust_client_time,
             commands=args.role in ("all", "commands"),
-            projections=args.role in ("all", "read"),
+            projections=projections,
         )
         service = InMailService(settings)
         await service.start()
@@ -198,14 +207,34 @@ async def _serve(args: argparse.Namespace) -> int:
         serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[args.role]
         read_models = f", read models {settings.store_url}" if settings.projections else ""
         print(f"InMail broker ready ({serving}): NATS {url}{read_models}", flush=True)
-        await stop.wait()
+        lost = await _until_stopped(stop, embedded)
         log.info("stopping: finishing commands in flight")
     finally:
         if service is not None:
             await service.stop()
         if embedded is not None:
-            embedded.stop()
+            await embedded.stop()
+        if lock is not None:
+            lock.release()
+    if lost is not None:
+        raise CliError(lost)
     return 0
+
+
+async def _until_stopped(stop: asyncio.Event, embedded: SupervisedNatsServer | None) -> str | None:
+    """Wait for a stop signal, or for the embedded server to be lost for good (then why)."""
+    waits: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait(), name="stop-signal")]
+    if embedded is not None:
+        waits.append(asyncio.create_task(embedded.watch(), name="nats-server-watch"))
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(waits)
+    for task in done:
+        if isinstance(task.exception(), NatsServerLost):
+            return str(task.exception())
+        task.result()
+    return None
 
 
 async def check_server(url: str) -> None:

@@ -28,12 +28,13 @@ from contracts.admin import ADMIN_OPERATIONS
 from contracts.commands import COMMANDS
 from contracts.queries import QUERIES
 from eventstore import JetStreamEventStore, OutcomeUnknown, connect
+from inmail.health import DependencyCheck
 from inmail.streams import events_stream, members_stream
 from projections.queries import QueryService
 from projections.runner import Projections
 from services.contacts import ContactBook
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
-from services.monthly_refresh import MonthlyRefresh
+from services.monthly_refresh import MonthlyRefresh, ensure_bucket
 from services.repository import MemberRepository
 
 log = logging.getLogger("inmail.service")
@@ -104,14 +105,21 @@ class InMailService:
         if s.commands:
             contacts = ContactBook(nc, members_stream(s.replicas))
             await contacts.ensure_stream()
+            # Created here even when the scheduler does not run, so that every store of the
+            # product exists with the replicas asked for, and Health can expect them all.
+            await ensure_bucket(nc.jetstream(), s.replicas)
             repository = MemberRepository(events, cache_size=s.cache_size)
             self.executor = CommandExecutor(
                 repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
             )
+        dependencies = DependencyCheck(nc, s.replicas)
+        for name, dependency in (await dependencies()).items():
+            if dependency.problem:
+                log.warning("%s: %s", name, dependency.problem)
         if s.projections:
             self.projections = Projections(events, s.store_url)
             await self.projections.start()
-            self.queries = QueryService(self.projections, events)
+            self.queries = QueryService(self.projections, events, dependencies=dependencies)
         self.dispatcher = Dispatcher(nc, s.max_in_flight)
         self.broker = build_broker(
             s,
@@ -122,7 +130,7 @@ class InMailService:
         await self.broker.start()
         await self._wait_until_answering(nc)
         if self.executor is not None and s.scheduler:
-            refresh = MonthlyRefresh(self.executor, events, clock=s.clock)
+            refresh = MonthlyRefresh(self.executor, events, clock=s.clock, replicas=s.replicas)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
         log.info("InMail service answering on %s", s.nats_url)
 

@@ -9,8 +9,9 @@ model it came from, read in the same snapshot as the answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -21,6 +22,7 @@ from contracts.queries import (
     QUERIES,
     CreditBalance,
     CreditLedger,
+    Dependency,
     Health,
     HealthData,
     Inbox,
@@ -41,6 +43,10 @@ Q = TypeVar("Q", bound=Query)
 MIN_SEQ_TIMEOUT = 5.0
 """How long an answer waits for ``min_seq`` before it is ``UNAVAILABLE``."""
 
+DependencyCheck = Callable[[], Awaitable[Mapping[str, Dependency]]]
+"""The streams and buckets the service needs, by name, as they are now (given by the composition
+root, which knows them all: the command side's too)."""
+
 _decoders: dict[str, msgspec.json.Decoder[Any]] = {
     kind.__name__: msgspec.json.Decoder(kind) for kind in QUERIES
 }
@@ -56,10 +62,12 @@ class QueryService:
         event_store: JetStreamEventStore,
         *,
         min_seq_timeout: float = MIN_SEQ_TIMEOUT,
+        dependencies: DependencyCheck | None = None,
     ) -> None:
         self.projections = projections
         self.event_store = event_store
         self.min_seq_timeout = min_seq_timeout
+        self.dependencies = dependencies
         self._stream_seq = 0
 
     async def handle_raw(self, name: str, body: bytes) -> bytes:
@@ -130,19 +138,36 @@ class QueryService:
     async def _health(self, query: Health) -> QueryOk | Failure:
         if query.min_seq is not None and not await self._reached(query.min_seq, None):
             return self._not_reached(query.min_seq, None)
+        stream_seq, dependencies = await asyncio.gather(self._last_seq(), self._dependencies())
+        positions = self.projections.positions()
+        problems = self.projections.problems()
+        problems.update({name: d.problem for name, d in dependencies.items() if d.problem})
+        data = HealthData(
+            status="degraded" if problems else self.projections.status(),
+            stream_seq=self._stream_seq,
+            projections=positions,
+            problems=problems,
+            dependencies=dict(dependencies),
+            # Unknown, not 0, for a stream out of reach or behind the read model.
+            lag={
+                name: stream_seq - seq
+                for name, seq in positions.items()
+                if stream_seq is not None and seq <= stream_seq
+            },
+        )
+        return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
+
+    async def _last_seq(self) -> int | None:
         try:
             self._stream_seq = await self.event_store.last_seq()
         except Exception as exc:
             # Health must answer even when the stream is out of reach: say so, with the last known.
             log.warning("stream info unavailable for Health: %s", exc)
-        positions = self.projections.positions()
-        data = HealthData(
-            status=self.projections.status(),
-            stream_seq=self._stream_seq,
-            projections=positions,
-            problems=self.projections.problems(),
-        )
-        return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
+            return None
+        return self._stream_seq
+
+    async def _dependencies(self) -> Mapping[str, Dependency]:
+        return await self.dependencies() if self.dependencies is not None else {}
 
     async def _replay(self, body: bytes) -> QueryOk | Failure:
         try:

@@ -121,6 +121,23 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--follow", action="store_true", help="keep printing new events")
     events.set_defaults(run=_events)
 
+    backup = command(
+        "backup", "Snapshot every stream and bucket of the service into FILE (JetStream's snapshot API)."
+    )
+    backup.add_argument("file", type=Path, metavar="FILE", help="the backup file to write (must not exist)")
+    backup.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backup.set_defaults(run=_backup)
+
+    restore = command("restore", "Restore a backup into a NATS server that has none of its streams.")
+    restore.add_argument("file", type=Path, metavar="FILE", help="a file written by inmail backup")
+    restore.add_argument(
+        "--data-dir",
+        type=Path,
+        help="restore into this data folder's embedded server instead of --nats (serve must not run on it)",
+    )
+    restore.add_argument("--no-progress", action="store_true", help="no progress bar")
+    restore.set_defaults(run=_restore)
+
     simulate = command(
         "simulate",
         "Generate realistic traffic against a running service over NATS, spread over simulated "
@@ -285,6 +302,22 @@ async def _events(args: argparse.Namespace) -> int:
     with contextlib.suppress(BrokenPipeError):
         return await _operate(events(_url(args), args.member, args.from_seq, args.follow))
     return 0
+
+
+async def _backup(args: argparse.Namespace) -> int:
+    from inmail.ops.backup import backup
+
+    return await _operate(backup(_url(args), args.file, not args.no_progress))
+
+
+async def _restore(args: argparse.Namespace) -> int:
+    from inmail.ops.backup import restore, restore_into
+
+    if args.data_dir is None:
+        return await _operate(restore(_url(args), args.file, not args.no_progress))
+    if args.nats is not None:
+        raise CliError("give --nats or --data-dir, not both")
+    return await _operate(restore_into(args.data_dir, args.file, not args.no_progress))
 
 
 async def _operate(operation: Awaitable[int | None]) -> int:

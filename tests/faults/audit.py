@@ -2,10 +2,11 @@
 
 Every command answered ok is in the stream with the sequence it was answered with;
 re-sent, it gets the same reply and writes nothing; a refused command wrote
-nothing, and an attempt answered UNAVAILABLE (or not at all) wrote nothing that a
-later attempt then reported; no event twice; every charged InMail with a response
-refunded exactly once; each balance the same from the ledger, from the events and
-from ``CreditBalance``; ``inmail verify`` finds no difference.
+nothing, and was refused for a reason the workload gives; an attempt answered
+UNAVAILABLE wrote nothing that a later attempt then reported; no event twice;
+every charged InMail with a response refunded exactly once; each balance the same
+from the ledger, from the events and from ``CreditBalance``; ``inmail verify``
+finds no difference.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import msgspec
 from contracts import subjects
 from inmail.ops.verify import differences
 from tests.faults.ledger import Command, Ledger
-from tests.faults.workload import Cast, Clients
+from tests.faults.workload import EXPECTED_REFUSALS, Cast, Clients
 
 CLOCK_SLACK = timedelta(milliseconds=5)
 
@@ -77,6 +78,8 @@ async def audit(clients: Clients, cast: Cast, url: str) -> Figures:
     assert not doubled, f"{figures}; doubled: {doubled[:5]}"
     missing = [c.command_id for c in lost][:5]
     assert not lost, f"{figures}; answered ok, not in the stream at that seq: {missing}"
+    refusals = Counter(c.refusal for c in ledger.refused())
+    assert set(refusals) <= EXPECTED_REFUSALS, f"refused for no reason of the workload's: {refusals}"
     for command in ledger.commands.values():
         _check_answers(command, by_command.get(command.command_id, []))
     _check_refunds(events)

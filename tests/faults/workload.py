@@ -20,6 +20,9 @@ from contracts import subjects
 from eventstore import connect
 from tests.faults.ledger import Answer, Command, Ledger
 
+EXPECTED_REFUSALS = frozenset({"ALREADY_RESPONDED", "INSUFFICIENT_CREDITS"})
+"""What this workload may be refused: an InMail answered twice, a sender out of credits."""
+
 ATTEMPT_TIMEOUT = 5.0
 """How long one attempt waits for its answer (as the contract's client library does)."""
 DEADLINE = 60.0

@@ -33,8 +33,10 @@ class Figures:
 
     sent: int
     attempts: int
-    unsure: int
-    """Attempts with no answer in time or UNAVAILABLE (each retried with the same command_id)."""
+    unanswered: int
+    """Attempts with no answer in time (each retried with the same command_id)."""
+    unavailable: int
+    """Attempts answered UNAVAILABLE (each retried with the same command_id)."""
     acknowledged: int
     refused: int
     lost: int
@@ -43,7 +45,8 @@ class Figures:
 
     def __str__(self) -> str:
         return (
-            f"sent {self.sent}, attempts {self.attempts} ({self.unsure} unanswered or UNAVAILABLE), "
+            f"sent {self.sent}, attempts {self.attempts} ({self.unanswered} unanswered, "
+            f"{self.unavailable} UNAVAILABLE), "
             f"acknowledged {self.acknowledged}, refused {self.refused}, lost {self.lost}, "
             f"doubled {self.doubled}, events {self.events}"
         )
@@ -68,7 +71,8 @@ async def audit(clients: Clients, cast: Cast, url: str) -> Figures:
     figures = Figures(
         sent=len(ledger.commands),
         attempts=ledger.attempts(),
-        unsure=ledger.unsure_attempts(),
+        unanswered=ledger.unanswered_attempts(),
+        unavailable=ledger.unavailable_answers(),
         acknowledged=len(ledger.acknowledged()),
         refused=len(ledger.refused()),
         lost=len(lost),

@@ -88,8 +88,14 @@ class Ledger:
     def attempts(self) -> int:
         return sum(len(c.answers) for c in self.commands.values())
 
-    def unsure_attempts(self) -> int:
-        return sum(1 for c in self.commands.values() for a in c.answers if a.unavailable)
+    def unanswered_attempts(self) -> int:
+        """Attempts that got no answer in time (or could not be sent)."""
+        return sum(1 for c in self.commands.values() for a in c.answers if a.reply is None)
+
+    def unavailable_answers(self) -> int:
+        """Attempts answered UNAVAILABLE."""
+        answers = [a for c in self.commands.values() for a in c.answers]
+        return sum(1 for a in answers if a.reply is not None and a.unavailable)
 
     def sent_inmails(self) -> dict[str, Command]:
         """InMail id -> the acknowledged SendInMail that created it."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eventstore import NatsUnreachable, connect
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
-from inmail.supervisor import NatsServerLost, SupervisedNatsServer
+from inmail.supervisor import SupervisedNatsServer, until_stopped
 
 DEFAULT_NATS = "nats://127.0.0.1:4222"
 MIN_SERVER = (2, 12)
@@ -224,7 +224,7 @@ async def _serve(args: argparse.Namespace) -> int:
         serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[args.role]
         read_models = f", read models {settings.store_url}" if settings.projections else ""
         print(f"InMail broker ready ({serving}): NATS {url}{read_models}", flush=True)
-        lost = await _until_stopped(stop, embedded)
+        lost = await until_stopped(stop, embedded)
         log.info("stopping: finishing commands in flight")
     finally:
         if service is not None:
@@ -236,22 +236,6 @@ async def _serve(args: argparse.Namespace) -> int:
     if lost is not None:
         raise CliError(lost)
     return 0
-
-
-async def _until_stopped(stop: asyncio.Event, embedded: SupervisedNatsServer | None) -> str | None:
-    """Wait for a stop signal, or for the embedded server to be lost for good (then why)."""
-    waits: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait(), name="stop-signal")]
-    if embedded is not None:
-        waits.append(asyncio.create_task(embedded.watch(), name="nats-server-watch"))
-    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.wait(waits)
-    for task in done:
-        if isinstance(task.exception(), NatsServerLost):
-            return str(task.exception())
-        task.result()
-    return None
 
 
 async def check_server(url: str) -> None:

@@ -114,3 +114,18 @@ def _ended(code: int) -> str:
         return f"was killed by signal {-code}"
     return f"exited with code {code}"
 
+
+async def until_stopped(stop: asyncio.Event, embedded: SupervisedNatsServer | None) -> str | None:
+    """Wait for ``stop``, or for the embedded server to be lost for good: then the reason, one line."""
+    waits: list[asyncio.Task[object]] = [asyncio.create_task(stop.wait(), name="stop-signal")]
+    if embedded is not None:
+        waits.append(asyncio.create_task(embedded.watch(), name="nats-server-watch"))
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.wait(waits)
+    for task in done:
+        if isinstance(task.exception(), NatsServerLost):
+            return str(task.exception())
+        task.result()
+    return None

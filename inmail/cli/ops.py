@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
@@ -99,3 +100,41 @@ def events_command(
 
 def _url(given: str | None) -> str:
     return nats_url(given)
+
+
+@click.command("backup", context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@nats_option()
+@log_level_option("warning")
+def backup_command(file: Path, no_progress: bool, nats_url: str | None, log_level: str) -> int:
+    """Snapshot every stream and bucket of the service into FILE (JetStream's snapshot API).
+
+    FILE must not exist; nothing is written unless the whole backup succeeds.
+    """
+    from inmail.ops.backup import backup
+
+    return _operate(backup(_url(nats_url), file, not no_progress), log_level)
+
+
+@click.command("restore", context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="restore into this data folder's embedded server instead of --nats (serve must not run on it)",
+)
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@nats_option()
+@log_level_option("warning")
+def restore_command(
+    file: Path, data_dir: Path | None, no_progress: bool, nats_url: str | None, log_level: str
+) -> int:
+    """Restore a backup into a NATS server that has none of its streams (same sequences)."""
+    from inmail.ops.backup import restore, restore_into
+
+    if data_dir is None:
+        return _operate(restore(_url(nats_url), file, not no_progress), log_level)
+    if nats_url is not None:
+        raise CliError("give --nats or --data-dir, not both")
+    return _operate(restore_into(data_dir, file, not no_progress), log_level)

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from contracts import subjects
 from inmail.datadir import DataDirInUse, DataDirLock
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
-from inmail.ops.client import OperatorError, connected
+from inmail.ops.client import OperatorError, connected, server_of
 from inmail.ops.snapshots import (
     Progress,
     SnapshotFailed,
@@ -76,7 +76,8 @@ async def backup(nats_url: str, file: Path, progress: bool = True, *, out: TextI
         present = [store for store in STORES if await _exists(nc, store.stream)]
         if not present or present[0].name != subjects.EVENTS_STREAM:
             raise OperatorError(
-                f"stream {subjects.EVENTS_STREAM} does not exist on this NATS server: nothing to back up, "
+                f"stream {subjects.EVENTS_STREAM} does not exist on the NATS server at {server_of(nc)}: "
+                "nothing to back up, "
                 "no file written"
             )
         with tempfile.TemporaryDirectory(prefix=f".{file.name}.", dir=file.parent) as work:
@@ -221,7 +222,9 @@ async def _exists(nc: NATS, stream: str) -> bool:
     except NotFoundError:
         return False
     except (NatsError, TimeoutError) as exc:
-        raise OperatorError(f"JetStream does not answer on this NATS server ({type(exc).__name__})") from exc
+        raise OperatorError(
+            f"JetStream does not answer on the NATS server at {server_of(nc)} ({type(exc).__name__})"
+        ) from exc
     return True
 
 

@@ -82,8 +82,9 @@ async def test_without_its_event_stream_no_projection_shows_lag_0(
     assert health["status"] == "degraded" and subjects.EVENTS_STREAM in health["problems"]
     assert health["lag"] == {}
     lines = out.getvalue().splitlines()
-    assert lines[0] == (
-        f"stream {subjects.EVENTS_STREAM}: stream {subjects.EVENTS_STREAM} does not exist on this NATS server"
+    assert lines[0].startswith(
+        f"stream {subjects.EVENTS_STREAM}: stream {subjects.EVENTS_STREAM} does not exist on the NATS server "
+        f"at {url}"
     )
     assert code == 1
     projection_lines = [line for line in lines if " at seq " in line]

@@ -82,7 +82,27 @@ QUERIES: tuple[type[Query], ...] = (Health, Inbox, CreditBalance, CreditLedger, 
 # Answers ---------------------------------------------------------------------
 
 
+class Dependency(msgspec.Struct, frozen=True, kw_only=True):
+    """A stream or bucket the service needs, as JetStream reported it for this answer."""
+
+    kind: Literal["stream", "bucket"]
+    reachable: bool
+    """It exists and JetStream answered for it."""
+    replicas: int = 0
+    """As configured on the server."""
+    replicas_wanted: int = 0
+    """As the service was told to create it (``--replicas``)."""
+    replicas_current: int = 0
+    """The leader and the replicas that are up to date with it."""
+    leader: str | None = None
+    last_seq: int = 0
+    problem: str | None = None
+    """Why it keeps the service from ``ok`` (also under ``HealthData.problems``, by name)."""
+
+
 class HealthData(msgspec.Struct, frozen=True):
+    """``ok`` only when commands of every kind can succeed now and every projection runs."""
+
     status: Literal["ok", "degraded", "starting"]
     """``degraded`` when a projection stopped (see ``problems``); ``starting`` until caught up."""
     stream_seq: int
@@ -90,7 +110,12 @@ class HealthData(msgspec.Struct, frozen=True):
     projections: dict[str, int]
     """Each projection's position: the last stream sequence it applied."""
     problems: dict[str, str] = {}
-    """Why a projection stopped, by projection."""
+    """Projection, stream or bucket name -> what is wrong with it."""
+    dependencies: dict[str, Dependency] = {}
+    """Stream or bucket name -> its state; every one the service needs."""
+    lag: dict[str, int] = {}
+    """Projection name -> events of the stream it has not applied yet; absent when unknown
+    (the stream unreachable, or behind the projection)."""
 
 
 class InboxItem(msgspec.Struct, frozen=True):

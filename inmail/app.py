@@ -25,13 +25,14 @@ from contracts import subjects
 from contracts.commands import COMMANDS
 from eventstore import JetStreamEventStore, connect
 from inmail.command_subscription import CommandSubscription
+from inmail.health import DependencyCheck
 from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
 from inmail.streams import events_stream, members_stream
 from projections.queries import QueryService
 from projections.runner import Projections
 from services.contacts import ContactBook
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
-from services.monthly_refresh import MonthlyRefresh
+from services.monthly_refresh import MonthlyRefresh, ensure_bucket
 from services.repository import MemberRepository
 
 log = logging.getLogger("inmail.service")
@@ -90,15 +91,22 @@ class InMailService:
         if s.commands:
             contacts = ContactBook(nc, members_stream(s.replicas))
             await contacts.ensure_stream()
+            # Created here even when the scheduler does not run, so that every store of the
+            # product exists with the replicas asked for, and Health can expect them all.
+            await ensure_bucket(nc.jetstream(), s.replicas)
             repository = MemberRepository(events, cache_size=s.cache_size)
             self.executor = CommandExecutor(
                 repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
             )
+        dependencies = DependencyCheck(nc, s.replicas)
+        for name, dependency in (await dependencies()).items():
+            if dependency.problem:
+                log.warning("%s: %s", name, dependency.problem)
         probes: list[str] = []
         if s.projections:
             self.projections = Projections(events, s.store_url)
             await self.projections.start()
-            self.queries = QueryService(self.projections, events)
+            self.queries = QueryService(self.projections, events, dependencies=dependencies)
             self.broker = build_query_broker(
                 s.nats_url, self.queries, max_in_flight=s.max_in_flight, graceful_timeout=s.drain_timeout
             )
@@ -112,7 +120,7 @@ class InMailService:
         for probe in probes:
             await wait_until_answering(nc, probe)
         if self.executor is not None and s.scheduler:
-            refresh = MonthlyRefresh(self.executor, events, clock=s.clock)
+            refresh = MonthlyRefresh(self.executor, events, clock=s.clock, replicas=s.replicas)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
         log.info("InMail service answering on %s", s.nats_url)
 

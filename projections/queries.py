@@ -10,8 +10,9 @@ the read model it came from, read in the same snapshot as the answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from contracts import replies
@@ -19,6 +20,7 @@ from contracts.admin import Replay, ReplayStarted
 from contracts.queries import (
     CreditBalance,
     CreditLedger,
+    Dependency,
     Health,
     HealthData,
     Inbox,
@@ -39,6 +41,10 @@ Q = TypeVar("Q", bound=Query)
 MIN_SEQ_TIMEOUT = 5.0
 """How long an answer waits for ``min_seq`` before it is ``UNAVAILABLE``."""
 
+DependencyCheck = Callable[[], Awaitable[Mapping[str, Dependency]]]
+"""The streams and buckets the service needs, by name, as they are now (given by the composition
+root, which knows them all: the command side's too)."""
+
 
 class QueryService:
     """Waits for ``min_seq``, reads the right read model, answers; one method per query."""
@@ -49,27 +55,34 @@ class QueryService:
         event_store: JetStreamEventStore,
         *,
         min_seq_timeout: float = MIN_SEQ_TIMEOUT,
+        dependencies: DependencyCheck | None = None,
     ) -> None:
         self.projections = projections
         self.event_store = event_store
         self.min_seq_timeout = min_seq_timeout
+        self.dependencies = dependencies
         self._stream_seq = 0
 
     async def health(self, query: Health) -> QueryOk | Failure:
-        """The stream's sequence and each projection's position, status and problems."""
+        """Every dependency, each projection's position, lag and problems; ``ok`` only when all is."""
         if query.min_seq is not None and not await self._reached(query.min_seq, None):
             return self._not_reached(query.min_seq, None)
-        try:
-            self._stream_seq = await self.event_store.last_seq()
-        except Exception as exc:
-            # Health must answer even when the stream is out of reach: say so, with the last known.
-            log.warning("stream info unavailable for Health: %s", exc)
+        stream_seq, dependencies = await asyncio.gather(self._last_seq(), self._dependencies())
         positions = self.projections.positions()
+        problems = self.projections.problems()
+        problems.update({name: d.problem for name, d in dependencies.items() if d.problem})
         data = HealthData(
-            status=self.projections.status(),
+            status="degraded" if problems else self.projections.status(),
             stream_seq=self._stream_seq,
             projections=positions,
-            problems=self.projections.problems(),
+            problems=problems,
+            dependencies=dict(dependencies),
+            # Unknown, not 0, for a stream out of reach or behind the read model.
+            lag={
+                name: stream_seq - seq
+                for name, seq in positions.items()
+                if stream_seq is not None and seq <= stream_seq
+            },
         )
         return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
 
@@ -132,3 +145,15 @@ class QueryService:
             f"read model not at seq {seq} within {self.min_seq_timeout:g}s ({where})"
             + (f"; {stopped}" if stopped else ""),
         )
+
+    async def _last_seq(self) -> int | None:
+        try:
+            self._stream_seq = await self.event_store.last_seq()
+        except Exception as exc:
+            # Health must answer even when the stream is out of reach: say so, with the last known.
+            log.warning("stream info unavailable for Health: %s", exc)
+            return None
+        return self._stream_seq
+
+    async def _dependencies(self) -> Mapping[str, Dependency]:
+        return await self.dependencies() if self.dependencies is not None else {}

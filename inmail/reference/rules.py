@@ -105,7 +105,9 @@ def _how_rules_apply(p: Policy) -> Iterator[str]:
 
 def command_line() -> str:
     """``inmail --help`` and each subcommand's ``--help``, as the command line prints them."""
-    root = click.Context(cli, info_name="inmail", terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH)
+    # The group's own context settings (its help option names), at a width of our choosing.
+    settings = {**cli.context_settings, "terminal_width": HELP_WIDTH, "max_content_width": HELP_WIDTH}
+    root = click.Context(cli, info_name="inmail", **settings)
     parts = [
         "## The command line",
         "The `inmail` console script, as its own `--help` describes it. Every flag of `inmail serve` "

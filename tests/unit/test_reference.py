@@ -35,4 +35,4 @@ def test_every_request_event_and_tier_has_its_place_on_the_page() -> None:
         assert f"### {event.__name__}\n" in page
     for tier, rules in CURRENT_POLICY.tiers.items():
         assert f"| {rules.name} | `{tier}` | {rules.monthly_allotment} | {rules.cap} |" in page
-    assert "### inmail serve\n\n```text\nusage: inmail serve" in page
+    assert "### inmail serve\n\n```text\nUsage: inmail serve" in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nats
 from nats.aio.client import Client as NATS
 
@@ -10,8 +12,13 @@ class NatsUnreachable(ConnectionError):
     """The NATS server at the given URL did not accept a connection."""
 
 
-async def connect(url: str, *, name: str = "inmail", connect_timeout: float = 2.0) -> NATS:
+async def connect(
+    url: str, *, name: str = "inmail", connect_timeout: float = 2.0, creds: Path | str | None = None
+) -> NATS:
     """Connect with reconnection forever and no publish buffering while disconnected.
+
+    ``creds`` is a NATS credentials file (user JWT and nkey seed) for a server
+    that requires authentication.
 
     ``pending_size=0`` makes a publish during a reconnection fail at once instead of
     being buffered and sent later: a command answered ``UNAVAILABLE`` must never be
@@ -34,9 +41,14 @@ async def connect(url: str, *, name: str = "inmail", connect_timeout: float = 2.
             disconnected_cb=_quiet_event,
             reconnected_cb=_quiet_event,
             closed_cb=_quiet_event,
+            **({"user_credentials": str(creds)} if creds else {}),
         )
     except Exception as exc:
-        raise NatsUnreachable(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
+        reason = f"{exc or type(exc).__name__}"
+        if "authorization" in reason.lower():
+            used = f"the credentials {creds}" if creds else "no credentials (give them with --creds)"
+            raise NatsUnreachable(f"NATS at {url} refused {used}: {reason}") from exc
+        raise NatsUnreachable(f"cannot reach NATS at {url}: {reason}") from exc
     nc.options["max_reconnect_attempts"] = -1
     return nc
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsCredentials
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
@@ -45,6 +46,8 @@ class ServiceSettings:
 
     nats_url: str
     store_url: str
+    nats_creds: Path | None = None
+    """The service's NATS credentials file (``service.creds``); None on a server without authentication."""
     trust_client_time: bool = False
     max_in_flight: int = 1024
     """Requests handled concurrently (most of a command's time is I/O)."""
@@ -97,7 +100,7 @@ class InMailService:
         s = self.settings
         if not (s.commands or s.projections):
             raise ValueError("a service with neither commands nor projections would do nothing")
-        self.nc = nc = await connect(s.nats_url, name="inmail-service")
+        self.nc = nc = await connect(s.nats_url, name="inmail-service", creds=s.nats_creds)
         self.events = events = JetStreamEventStore(nc, events_stream(s.replicas))
         await events.ensure_stream()
         await events.open()
@@ -112,13 +115,16 @@ class InMailService:
             self.projections = Projections(events, s.store_url)
             await self.projections.start()
             self.queries = QueryService(self.projections, events)
-        self.dispatcher = Dispatcher(nc, s.max_in_flight)
+        self.dispatcher = Dispatcher(None, s.max_in_flight)
         self.broker = build_broker(
             s,
             self.dispatcher,
             self.executor.handle_raw if self.executor else None,
             self.queries.handle_raw if self.queries else None,
         )
+        # Replies leave on the connection the requests arrive on: the server lets the
+        # service answer a request (allow_responses) only on the connection that got it.
+        self.dispatcher.replies = await self.broker.connect()
         await self.broker.start()
         await self._wait_until_answering(nc)
         if self.executor is not None and s.scheduler:
@@ -179,7 +185,7 @@ Handler = Callable[[str, bytes], Awaitable[bytes]]
 
 
 class Dispatcher:
-    """Runs each request in a task of its own and publishes the reply on our connection.
+    """Runs each request in a task of its own and publishes the reply on the requests' connection.
 
     FastStream's own concurrency (``max_workers``, an anyio worker pool) cost about a
     quarter of the service's CPU per command in a py-spy profile; a subscriber that only
@@ -200,6 +206,15 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def dispatch(self, handle: Handler, name: str, body: bytes, reply_to: str) -> None:
+        """Handle a request in a task of its own; anything that is not a request is ignored.
+
+        Only a request has a reply subject to answer on. A JetStream consumer's deliver
+        subject may be any subject, so a subscriber could have the server deliver events
+        onto ``inmail.cmd.*``: such deliveries carry a ``$JS.`` reply (the acknowledgement
+        subject) and are ignored like messages without one.
+        """
+        if not reply_to or reply_to.startswith("$JS."):
+            return
         await self._slots.acquire()
         task = asyncio.create_task(self._run(handle, name, body, reply_to))
         self._tasks.add(task)
@@ -219,7 +234,7 @@ class Dispatcher:
                 data = replies.encode(replies.failure("UNAVAILABLE", "internal error; retry later"))
         finally:
             self._slots.release()
-        if reply_to and self.replies is not None:
+        if self.replies is not None:
             with contextlib.suppress(Exception):
                 await self.replies.publish(reply_to, data)
 
@@ -240,6 +255,7 @@ def build_broker(
     """The FastStream broker with a subscriber per command, query and admin subject."""
     broker = NatsBroker(
         settings.nats_url,
+        security=NatsCredentials(str(settings.nats_creds)) if settings.nats_creds else None,
         logger=None,
         name="inmail-handlers",
         max_reconnect_attempts=-1,

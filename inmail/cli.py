@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from eventstore import NatsUnreachable, connect
+from inmail.cli_creds import CredsError, add_creds_commands, add_creds_option, creds_for
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
+from inmail.security.installation import Installation, SecurityError, refuse_insecure, secure
 
 DEFAULT_NATS = "nats://127.0.0.1:4222"
 MIN_SERVER = (2, 12)
@@ -33,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = asyncio.run(args.run(args))
-    except CliError as exc:
+    except (CliError, CredsError, SecurityError) as exc:
         print(f"inmail: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -63,12 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"NATS server URL (default {DEFAULT_NATS}; for serve: start an embedded server)",
         )
         p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+        add_creds_option(p)
         return p
 
     serve = command("serve", "Run the service, its projections and queries.")
     serve.add_argument("--port", type=_port, default=4222, help="embedded nats-server port (default 4222)")
     serve.add_argument(
-        "--data-dir", type=Path, default=Path("inmail-data"), help="data folder (default ./inmail-data)"
+        "--insecure",
+        action="store_true",
+        help="embedded server without authentication: anyone reaching the port may do anything "
+        "(development only; says so on every start)",
     )
     serve.add_argument(
         "--store",
@@ -147,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
     simulate.set_defaults(run=_simulate)
+    add_creds_commands(sub, DEFAULT_NATS)
     return parser
 
 
@@ -159,10 +166,17 @@ async def _serve(args: argparse.Namespace) -> int:
     log = logging.getLogger("inmail")
     embedded: EmbeddedNatsServer | None = None
     url = args.nats
+    creds = creds_for(args, "service") if url is not None else None
     if url is None:
+        installation = _embedded_security(args)
+        if installation is not None:
+            creds = installation.creds("service")
         embedded = EmbeddedNatsServer(
             NatsServerSettings(
-                data_dir=args.data_dir / "nats", port=args.port, durable=not args.relaxed_fsync
+                data_dir=args.data_dir / "nats",
+                port=args.port,
+                durable=not args.relaxed_fsync,
+                security=installation,
             )
         )
         try:
@@ -174,10 +188,11 @@ async def _serve(args: argparse.Namespace) -> int:
         log.info("embedded nats-server on %s (data in %s)", url, args.data_dir / "nats")
     service = None
     try:
-        await check_server(url)
+        await check_server(url, creds)
         args.data_dir.mkdir(parents=True, exist_ok=True)
         settings = ServiceSettings(
             nats_url=url,
+            nats_creds=creds,
             store_url=args.store or default_store_url(args.data_dir),
             trust_client_time=args.trust_client_time,
             max_in_flight=args.max_in_flight,
@@ -197,7 +212,15 @@ async def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[args.role]
         read_models = f", read models {settings.store_url}" if settings.projections else ""
-        print(f"InMail broker ready ({serving}): NATS {url}{read_models}", flush=True)
+        access = f", credentials in {creds.parent}" if embedded and creds else ""
+        print(f"InMail broker ready ({serving}): NATS {url}{read_models}{access}", flush=True)
+        if embedded and not creds:
+            print(
+                f"inmail: WARNING: --insecure: the embedded nats-server at {url} lets anyone who reaches "
+                "it publish, read and delete anything; for development only",
+                file=sys.stderr,
+                flush=True,
+            )
         await stop.wait()
         log.info("stopping: finishing commands in flight")
     finally:
@@ -208,10 +231,23 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def check_server(url: str) -> None:
+def _embedded_security(args: argparse.Namespace) -> Installation | None:
+    """The data folder's keys for the embedded server (made on first start); None with ``--insecure``."""
+    if args.creds:
+        raise CliError(
+            "--creds is for an external server (--nats): the embedded server's service uses "
+            f"{args.data_dir / 'creds' / 'service.creds'}"
+        )
+    if args.insecure:
+        refuse_insecure(args.data_dir)
+        return None
+    return secure(args.data_dir)
+
+
+async def check_server(url: str, creds: Path | None = None) -> None:
     """Refuse, with one line, a NATS server that is unreachable or too old for the store."""
     try:
-        nc = await connect(url, name="inmail-check")
+        nc = await connect(url, name="inmail-check", creds=creds)
     except NatsUnreachable as exc:
         raise CliError(str(exc)) from exc
     try:
@@ -235,26 +271,36 @@ async def check_server(url: str) -> None:
 async def _replay(args: argparse.Namespace) -> int:
     from inmail.ops.replay import replay
 
-    return await _operate(replay(_url(args), args.names or None, args.from_seq, not args.no_progress))
+    return await _operate(
+        replay(
+            _url(args),
+            args.names or None,
+            args.from_seq,
+            not args.no_progress,
+            creds=creds_for(args, "operator"),
+        )
+    )
 
 
 async def _status(args: argparse.Namespace) -> int:
     from inmail.ops.status import status
 
-    return await _operate(status(_url(args)))
+    return await _operate(status(_url(args), creds=creds_for(args, "operator")))
 
 
 async def _verify(args: argparse.Namespace) -> int:
     from inmail.ops.verify import verify
 
-    return await _operate(verify(_url(args)))
+    return await _operate(verify(_url(args), creds=creds_for(args, "operator")))
 
 
 async def _events(args: argparse.Namespace) -> int:
     from inmail.ops.events import events
 
     with contextlib.suppress(BrokenPipeError):
-        return await _operate(events(_url(args), args.member, args.from_seq, args.follow))
+        return await _operate(
+            events(_url(args), args.member, args.from_seq, args.follow, creds=creds_for(args, "operator"))
+        )
     return 0
 
 
@@ -285,7 +331,7 @@ async def _simulate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     try:
-        summary = await simulate(_url(args), options)
+        summary = await simulate(_url(args), options, creds=creds_for(args, "client"))
     except SimulationError as exc:
         raise CliError(str(exc)) from exc
     print(summary.render())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import msgspec
@@ -35,10 +36,10 @@ class _Envelope(msgspec.Struct):
 
 
 @asynccontextmanager
-async def connected(url: str) -> AsyncIterator[NATS]:
+async def connected(url: str, creds: Path | None = None) -> AsyncIterator[NATS]:
     """A NATS connection for one command; an unreachable server is an ``OperatorError``."""
     try:
-        nc = await connect(url, name="inmail-operator")
+        nc = await connect(url, name="inmail-operator", creds=creds)
     except NatsUnreachable as exc:
         raise OperatorError(str(exc)) from exc
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from contracts import subjects
@@ -10,13 +11,19 @@ from contracts.queries import HealthData
 from inmail.ops.client import OperatorError, ask, connected, stream_info
 
 
-async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subjects.EVENTS_STREAM) -> int:
+async def status(
+    nats_url: str,
+    *,
+    out: TextIO | None = None,
+    stream: str = subjects.EVENTS_STREAM,
+    creds: Path | None = None,
+) -> int:
     """Print the stream's size and sequences and each projection's position and lag.
 
     Exit code 1 when the service does not answer or a projection has a problem.
     """
     out = out or sys.stdout
-    async with connected(nats_url) as nc:
+    async with connected(nats_url, creds) as nc:
         info = await stream_info(nc, stream)
         state = info.state
         lines = [

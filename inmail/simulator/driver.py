@@ -15,6 +15,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -218,10 +219,12 @@ def _describe(reply: _Reply) -> str:
 # Entry points ------------------------------------------------------------------------
 
 
-async def simulate(target: NATS | str, options: SimulationOptions | None = None) -> Summary:
-    """Run a simulation against the service behind ``target`` (a connection or a NATS URL)."""
+async def simulate(
+    target: NATS | str, options: SimulationOptions | None = None, *, creds: Path | None = None
+) -> Summary:
+    """Run a simulation against the service behind ``target`` (a connection, or a URL and ``creds``)."""
     if isinstance(target, str):
-        nc = await _connect(target)
+        nc = await _connect(target, creds)
         try:
             return await Simulation(nc, options or SimulationOptions()).run()
         finally:
@@ -229,7 +232,7 @@ async def simulate(target: NATS | str, options: SimulationOptions | None = None)
     return await Simulation(target, options or SimulationOptions()).run()
 
 
-async def _connect(url: str) -> NATS:
+async def _connect(url: str, creds: Path | None) -> NATS:
     async def quiet(*_: Any) -> None:
         # nats-py reports every connection hiccup on stderr; the requests' errors say enough.
         return None
@@ -246,6 +249,7 @@ async def _connect(url: str) -> NATS:
             disconnected_cb=quiet,
             reconnected_cb=quiet,
             closed_cb=quiet,
+            **({"user_credentials": str(creds)} if creds else {}),
         )
     except Exception as exc:
         raise SimulationError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc

@@ -62,9 +62,7 @@ async def test_status_shows_the_stream_and_each_projection_with_its_lag(
 
 
 async def test_replay_rebuilds_through_the_running_service_with_the_same_answers(
-    store: JetStreamEventStore,
-    sqlite_url: str,
-    private_nats: EmbeddedNatsServer,
+    store: JetStreamEventStore, sqlite_url: str, private_nats: EmbeddedNatsServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     world = World(store)

@@ -24,6 +24,13 @@ async def connect(
     being buffered and sent later: a command answered ``UNAVAILABLE`` must never be
     recorded afterwards by a buffered write.
     """
+    seen: list[str] = []
+
+    async def remember(exc: Exception) -> None:
+        # nats-py prints every connection error to stderr by default; reconnection is
+        # handled. The last error is kept to explain a failed connect (bad or no credentials).
+        seen[:] = [str(exc)]
+
     try:
         nc = await nats.connect(
             url,
@@ -37,25 +44,21 @@ async def connect(
             pending_size=0,
             max_outstanding_pings=3,
             ping_interval=5,
-            error_cb=_quiet,
+            error_cb=remember,
             disconnected_cb=_quiet_event,
             reconnected_cb=_quiet_event,
             closed_cb=_quiet_event,
             **({"user_credentials": str(creds)} if creds else {}),
         )
     except Exception as exc:
-        reason = f"{exc or type(exc).__name__}"
-        if "authorization" in reason.lower():
-            used = f"the credentials {creds}" if creds else "no credentials (give them with --creds)"
-            raise NatsUnreachable(f"NATS at {url} refused {used}: {reason}") from exc
-        raise NatsUnreachable(f"cannot reach NATS at {url}: {reason}") from exc
+        refusals = [reason for reason in seen if "authorization" in reason.lower()]
+        if refusals:
+            used = f"the credentials {creds}" if creds else "a connection without credentials (give --creds)"
+            raise NatsUnreachable(f"NATS at {url} refused {used}: {refusals[-1]}") from exc
+        raise NatsUnreachable(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
     nc.options["max_reconnect_attempts"] = -1
     return nc
 
-
-async def _quiet(exc: Exception) -> None:
-    # nats-py prints every connection error to stderr by default; reconnection is handled.
-    return None
 
 
 async def _quiet_event() -> None:

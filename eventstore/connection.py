@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import nats
@@ -24,12 +25,12 @@ async def connect(
     being buffered and sent later: a command answered ``UNAVAILABLE`` must never be
     recorded afterwards by a buffered write.
     """
-    seen: list[str] = []
+    seen: deque[str] = deque(maxlen=8)
 
     async def remember(exc: Exception) -> None:
         # nats-py prints every connection error to stderr by default; reconnection is
-        # handled. The last error is kept to explain a failed connect (bad or no credentials).
-        seen[:] = [str(exc)]
+        # handled. The latest errors are kept to explain a failed connect (bad or no credentials).
+        seen.append(str(exc))
 
     try:
         nc = await nats.connect(

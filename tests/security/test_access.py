@@ -94,7 +94,7 @@ async def test_a_revocation_survives_a_server_restart(tmp_path: Path) -> None:
     try:
         installation = secure(tmp_path / "data")
         creds = issue(installation, "client", "temporary")
-        kept = await asyncio.to_thread(shutil.copy, creds, tmp_path / "kept.creds")
+        kept = Path(await asyncio.to_thread(shutil.copy, creds, tmp_path / "kept.creds"))
         session = await connect_as(server.url, kept)
         await session.nc.close()
         await revoke(installation, "temporary", server.url)

@@ -40,6 +40,7 @@ from bench import peer
 from bench.common import (
     SETTINGS,
     CpuSample,
+    creds,
     fmt,
     git_describe,
     header,
@@ -168,25 +169,38 @@ async def _wait_projections(nc: NATS, target: int, patience: float = 600.0) -> N
 
 
 async def run_setting(
-    setting: str, plan: Plan, *, with_peer: bool, projections: bool, logs: Path | None = None
+    setting: str,
+    plan: Plan,
+    *,
+    with_peer: bool,
+    projections: bool,
+    logs: Path | None = None,
+    secure: bool = True,
 ) -> SettingResult:
     """One server and one service process with this fsync setting; everything measured on them."""
     levels = {n: Level(n) for n in IN_FLIGHT}
     limit_plan = LimitPlan(plan.rounds, plan.warmup, plan.duration, 0)
     with (
         tempfile.TemporaryDirectory(prefix=f"bench-commands-{setting}-") as tmp,
-        nats_server(Path(tmp) / "nats", setting) as server,
+        nats_server(Path(tmp) / "nats", setting, secure=secure) as server,
     ):
         store = f"sqlite:///{Path(tmp) / 'readmodels.db'}"
         log_dir = logs or Path(tmp)
-        client = await nats.connect(server.url, name="bench-client", pending_size=64 * 1024**2)
-        raw = await nats.connect(server.url, name="bench-raw")
+        client = await nats.connect(
+            server.url,
+            name="bench-client",
+            pending_size=64 * 1024**2,
+            user_credentials=creds(server, "client"),
+        )
+        raw = await nats.connect(server.url, name="bench-raw", user_credentials=creds(server, "admin"))
+        service_creds = server.creds("service")
         requester = Requester(client)
         await requester.start()
         try:
             js = raw.jetstream(timeout=30)
             await ensure_stream(js, RAW_STREAM, [f"{RAW_ROOT}.>"])
-            with ServiceProcess(server.url, store, log_path=log_dir / f"service-{setting}.log") as service:
+            service_log = log_dir / f"service-{setting}.log"
+            with ServiceProcess(server.url, store, creds=service_creds, log_path=service_log) as service:
                 log(f"commands {setting}: registering {plan.senders + plan.recipients:,} members")
                 members = await setup_members(requester, plan.senders, plan.recipients)
                 for round_ in range(plan.rounds):
@@ -216,7 +230,9 @@ async def run_setting(
             with_projections = None
             if projections:
                 projections_log = log_dir / f"service-projections-{setting}.log"
-                with ServiceProcess(server.url, store, projections=True, log_path=projections_log) as service:
+                with ServiceProcess(
+                    server.url, store, projections=True, creds=service_creds, log_path=projections_log
+                ) as service:
                     last = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
                     log(f"commands {setting}: projections catching up to {last:,}")
                     await _wait_projections(client, last)
@@ -348,10 +364,12 @@ def report(results: Sequence[SettingResult], plan: Plan, command: str) -> str:
 
 
 async def run_all(
-    plan: Plan, *, with_peer: bool, projections: bool, logs: Path | None = None
+    plan: Plan, *, with_peer: bool, projections: bool, logs: Path | None = None, secure: bool = True
 ) -> list[SettingResult]:
     return [
-        await run_setting(setting, plan, with_peer=with_peer, projections=projections, logs=logs)
+        await run_setting(
+            setting, plan, with_peer=with_peer, projections=projections, logs=logs, secure=secure
+        )
         for setting in SETTINGS
     ]
 
@@ -364,12 +382,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help="leave out the PostgreSQL peer")
     parser.add_argument("--projections", action="store_true", help="add a row with projections running")
     parser.add_argument("--logs", type=Path, help="keep the service processes' logs in this folder")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="servers without authentication (the default has it, as serve)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(
-        run_all(plan, with_peer=not args.no_peer, projections=args.projections, logs=args.logs)
+        run_all(
+            plan,
+            with_peer=not args.no_peer,
+            projections=args.projections,
+            logs=args.logs,
+            secure=not args.insecure,
+        )
     )
     command = "python -m bench.commands" + "".join(
         flag
@@ -377,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (" --quick", args.quick),
             (" --no-peer", args.no_peer),
             (" --projections", args.projections),
+            (" --insecure", args.insecure),
         )
         if on
     )

@@ -35,6 +35,7 @@ from nats.aio.client import Client as NATS
 from bench import dataset
 from bench.common import (
     SETTINGS,
+    creds,
     fmt,
     git_describe,
     header,
@@ -49,6 +50,7 @@ from bench.load import Requester, Run, closed_loop, sequential
 from bench.service import ServiceProcess
 from bench.workload import register, send_from, send_op, setup_members
 from contracts import subjects
+from inmail.natsserver import EmbeddedNatsServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +124,15 @@ class GrowthResult:
     memory: Memory
 
 
-async def _client(url: str) -> tuple[NATS, Requester]:
-    nc = await nats.connect(url, name="bench-growth", pending_size=64 * 1024**2)
+def _service(server: EmbeddedNatsServer, store: str, tmp: Path) -> ServiceProcess:
+    return ServiceProcess(server.url, store, creds=server.creds("service"), log_path=tmp / "service.log")
+
+
+async def _client(server: EmbeddedNatsServer) -> tuple[NATS, Requester]:
+    # As admin: besides commands and queries, the benchmark reads the stream's size.
+    nc = await nats.connect(
+        server.url, name="bench-growth", pending_size=64 * 1024**2, user_credentials=creds(server, "admin")
+    )
     requester = Requester(nc)
     await requester.start()
     return nc, requester
@@ -155,6 +164,7 @@ async def measure_sizes(
             ServiceProcess(
                 server.url,
                 f"sqlite:///{tmp / f'rm-{size.directory}-{setting}.db'}",
+                creds=server.creds("service"),
                 log_path=tmp / "service.log",
             )
             for size, server in zip(sizes, servers, strict=True)
@@ -164,7 +174,7 @@ async def measure_sizes(
             service.launch()
         for service in services:
             service.wait_ready()
-        clients = [await _client(server.url) for server in servers]
+        clients = [await _client(server) for server in servers]
         try:
             results, members = [], []
             for size, (nc, requester) in zip(sizes, clients, strict=True):
@@ -186,10 +196,10 @@ async def measure_sizes(
 async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path) -> BigMember:
     """A member with ``big_member_events`` events: cold first command after a restart, then warm ones."""
     with dataset.served_copy(data_dir, setting) as server:
-        nc, requester = await _client(server.url)
+        nc, requester = await _client(server)
         store = f"sqlite:///{tmp / f'rm-big-{setting}.db'}"
         try:
-            with ServiceProcess(server.url, store, log_path=tmp / "service.log"):
+            with _service(server, store, tmp):
                 members = await setup_members(requester, 2, plan.recipients)
                 big, small = members.senders
                 log(f"growth {setting}: giving one member {plan.big_member_events:,} events")
@@ -206,7 +216,7 @@ async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path
             result = BigMember(plan.big_member_events)
             for round_ in range(plan.rounds):
                 log(f"growth {setting}: cold and warm commands on the big member, round {round_ + 1}")
-                with ServiceProcess(server.url, store, log_path=tmp / "service.log"):
+                with _service(server, store, tmp):
                     result.cold_big_ms.append(await _timed(requester, big, members.recipients))
                     result.cold_small_ms.append(await _timed(requester, small, members.recipients))
                     count = plan.warm_commands
@@ -224,10 +234,10 @@ async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path
 async def measure_memory(setting: str, plan: Plan, tmp: Path) -> Memory:
     """The service's RSS before and after ``memory_members`` registrations."""
     with nats_server(tmp / f"nats-memory-{setting}", setting) as server:
-        nc, requester = await _client(server.url)
+        nc, requester = await _client(server)
         try:
             store = f"sqlite:///{tmp / f'rm-memory-{setting}.db'}"
-            with ServiceProcess(server.url, store, log_path=tmp / "service.log") as service:
+            with _service(server, store, tmp) as service:
                 await register(requester, 10, "recruiter", prefix="warmup", open_profile=False)
                 await asyncio.sleep(0.5)
                 rss_start = service.rss_bytes()

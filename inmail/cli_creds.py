@@ -91,7 +91,9 @@ async def _issue(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    for name, user in sorted(_installed(args.data_dir).users().items()):
+    installation = _installed(args.data_dir)
+    print(f"account {installation.account} of operator {installation.operator}")
+    for name, user in sorted(installation.users().items()):
         state = "revoked" if user.get("revoked") else "active"
         print(f"{name:<24} {user.get('role', '?'):<12} {state:<8} {user.get('public_key', '')}")
     return 0

@@ -82,7 +82,8 @@ class Installation:
         A full resolver keeps account JWTs in ``resolver_dir`` and takes updates at run
         time (``$SYS.REQ.CLAIMS.UPDATE``): that is how a revocation reaches it.
         """
-        store = (resolver_dir or self.resolver_dir).resolve()
+        # A given directory is kept as given (relative to the server's working directory).
+        store = resolver_dir if resolver_dir is not None else self.resolver_dir.resolve()
         return (
             f"operator: {self.operator_jwt}\n"
             f"system_account: {self.system_account}\n"
@@ -235,7 +236,9 @@ def _refuse_half_made(data_dir: Path) -> None:
         raise SecurityError(
             f"{data_dir / 'nats' / 'accounts'} holds accounts of keys missing from {data_dir / 'keys'}"
         )
-    unauthenticated = data_dir / "nats" / "jetstream" / "$G"
+    # nats-server keeps each account's streams in <store_dir>/jetstream/<account>; $G is the
+    # account of a server without authentication.
+    unauthenticated = data_dir / "nats" / "jetstream" / "jetstream" / "$G"
     if unauthenticated.exists() and any(unauthenticated.iterdir()):
         raise SecurityError(
             f"{data_dir} holds streams of a server without authentication: serve it with --insecure, "

@@ -100,7 +100,7 @@ def test_new_keys_are_not_made_next_to_credentials_or_streams_they_could_not_ser
     with pytest.raises(SecurityError, match="restore the keys"):
         secure(tmp_path / "made")
 
-    unauthenticated = tmp_path / "open" / "nats" / "jetstream" / "$G" / "streams"
+    unauthenticated = tmp_path / "open" / "nats" / "jetstream" / "jetstream" / "$G" / "streams"
     unauthenticated.mkdir(parents=True)
     (unauthenticated / "INMAIL_EVENTS").mkdir()
     with pytest.raises(SecurityError, match="without authentication"):

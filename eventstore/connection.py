@@ -54,7 +54,7 @@ async def connect(
     except Exception as exc:
         refusals = [reason for reason in seen if "authorization" in reason.lower()]
         if refusals:
-            used = f"the credentials {creds}" if creds else "a connection without credentials (give --creds)"
+            used = f"the credentials {creds}" if creds else "a connection without credentials"
             raise NatsUnreachable(f"NATS at {url} refused {used}: {refusals[-1]}") from exc
         raise NatsUnreachable(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
     nc.options["max_reconnect_attempts"] = -1

@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from eventstore import NatsUnreachable, connect
-from inmail.cli_creds import CredsError, add_creds_commands, add_creds_option, creds_for
+from inmail.cli_creds import CREDS_ENV, CredsError, add_creds_commands, add_creds_option, creds_for
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
 from inmail.security.installation import Installation, SecurityError, refuse_insecure, secure
 
@@ -233,7 +234,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def _embedded_security(args: argparse.Namespace) -> Installation | None:
     """The data folder's keys for the embedded server (made on first start); None with ``--insecure``."""
-    if args.creds:
+    # Only a --creds on the command line is a mistake here; INMAIL_NATS_CREDS may be set for
+    # the other commands of the same shell.
+    if args.creds and args.creds != os.environ.get(CREDS_ENV):
         raise CliError(
             "--creds is for an external server (--nats): the embedded server's service uses "
             f"{args.data_dir / 'creds' / 'service.creds'}"

@@ -262,6 +262,9 @@ def _check(installation: Installation) -> None:
                 f"{stored} was signed by operator {issuer}, not by this folder's operator {operator}"
             )
     for creds in installation.creds_dir.glob("*.creds"):
-        issuer = claims.read(claims.jwt_of_creds(creds.read_text()))["iss"]
+        try:
+            issuer = claims.read(claims.jwt_of_creds(creds.read_text()))["iss"]
+        except claims.ClaimsError as exc:
+            raise SecurityError(f"{creds} is not a NATS credentials file: {exc}") from exc
         if issuer != installation.account:
             raise SecurityError(f"{creds} belongs to another installation (account {issuer}), not to {keys}")

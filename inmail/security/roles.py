@@ -43,6 +43,7 @@ def api(*tokens: str) -> str:
 
 
 def reads_stream_info(stream: str) -> tuple[str, ...]:
+    """A stream's configuration and state (``js.stream_info``), nothing of its messages."""
     return (api("STREAM.INFO", stream),)
 
 

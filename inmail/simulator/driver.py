@@ -233,9 +233,12 @@ async def simulate(
 
 
 async def _connect(url: str, creds: Path | None) -> NATS:
-    async def quiet(*_: Any) -> None:
+    refusals: list[str] = []
+
+    async def quiet(*reasons: Any) -> None:
         # nats-py reports every connection hiccup on stderr; the requests' errors say enough.
-        return None
+        # A refusal of the credentials is kept: it is the reason a first connect fails.
+        refusals.extend(str(r) for r in reasons if "authorization" in str(r).lower())
 
     try:
         # Few attempts at first, so an unreachable URL fails in seconds, not minutes.
@@ -252,6 +255,10 @@ async def _connect(url: str, creds: Path | None) -> NATS:
             **({"user_credentials": str(creds)} if creds else {}),
         )
     except Exception as exc:
+        if refusals:
+            used = f"the credentials {creds}" if creds else "a connection without credentials (give --creds)"
+            raise SimulationError(f"NATS at {url} refused {used}: {refusals[-1]}") from exc
         raise SimulationError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
+    refusals.clear()
     nc.options["max_reconnect_attempts"] = 60
     return nc

@@ -146,3 +146,11 @@ def _setter(event: asyncio.Event) -> Callable[[], Awaitable[None]]:
         event.set()
 
     return set_it
+
+
+def test_commands_without_credentials_say_so_in_one_line(installed: Installed, tmp_path: Path) -> None:
+    for command in (["simulate", "--members", "2"], ["verify"], ["events"]):
+        result = cli(*command, "--nats", installed.url, "--data-dir", str(tmp_path))
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1, (command, lines)
+        assert "refused a connection without credentials" in lines[0], lines

@@ -348,7 +348,7 @@ def targets(results: Sequence[SettingResult]) -> list[str]:
     return lines
 
 
-def report(results: Sequence[SettingResult], plan: Plan, command: str) -> str:
+def report(results: Sequence[SettingResult], plan: Plan, command: str, *, secure: bool = True) -> str:
     """The markdown report."""
     parts = header(
         command,
@@ -357,7 +357,11 @@ def report(results: Sequence[SettingResult], plan: Plan, command: str) -> str:
         f"senders, {plan.recipients:,} Open Profile recipients; open loop: {plan.rounds} run(s) "
         f"of {plan.open_duration:g} s. Service: `python -m bench.service` (no projections unless "
         "the row says so) in its own process.",
-        [f"Code: {git_describe()}"],
+        [
+            f"Code: {git_describe()}",
+            "NATS authentication: "
+            + ("on (each connection with its role's credentials)" if secure else "off (--insecure)"),
+        ],
     )
     parts += settings_sections([(r.setting, table(r)) for r in results], targets(results))
     return "\n".join(parts)
@@ -410,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if on
     )
-    return publish_report(report(results, plan, command), args.out)
+    return publish_report(report(results, plan, command, secure=not args.insecure), args.out)
 
 
 if __name__ == "__main__":

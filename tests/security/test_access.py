@@ -82,8 +82,10 @@ async def test_a_revoked_user_is_refused_at_once_open_connections_included(insta
     assert revoked.returncode == 0, revoked.stderr
     await asyncio.wait_for(closed.wait(), 5)
     assert not await asyncio.to_thread(creds.exists)
-    # The file is gone here; a copy kept elsewhere is refused all the same.
+    # The file is gone here; a copy kept elsewhere is refused all the same, and can do nothing.
+    before = await snapshot(installed)
     await refused_at_connect(installed.url, copy)
+    assert await snapshot(installed) == before and await verified(installed)
     listed = await asyncio.to_thread(cli, "creds", "list", "--data-dir", str(installed.data_dir))
     assert any(line.split()[:3] == ["partner", "client", "revoked"] for line in listed.stdout.splitlines())
 

@@ -16,6 +16,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("bench.eventstore", "event store appends and reads against plain nats-py"),
     ("bench.limit", "(1) the limit: raw js.publish+ack at 1/16/64 in flight, ordered-consumer read rate"),
     ("bench.commands", "(2) end to end: SendInMail request -> durable event -> reply, vs raw and the peer"),
+    ("bench.auth", "the cost of authentication: SendInMail with and without it, in one run"),
     ("bench.peer", "(3) the peer: the same decision as an eventsourcing Application, PostgreSQL and SQLite"),
     ("bench.replay", "(4) replay: rebuilding every projection from the 1M-event simulator stream"),
     ("bench.growth", "(5) growth: latency at 10k/100k/1M events, a 10,000-event member, RSS of 100k members"),

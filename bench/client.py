@@ -31,6 +31,7 @@ import msgspec
 from bench.common import (
     SETTINGS,
     CpuSample,
+    creds,
     fmt,
     git_describe,
     header,
@@ -135,8 +136,9 @@ async def run_setting(setting: str, plan: Plan) -> list[Figure]:
         nats_server(Path(tmp) / "nats", setting) as server,
     ):
         store = f"sqlite:///{Path(tmp) / 'readmodels.db'}"
-        with ServiceProcess(server.url, store, log_path=Path(tmp) / "service.log"):
-            client = await connect(server.url, "bench-client")
+        service_creds = server.creds("service")
+        with ServiceProcess(server.url, store, creds=service_creds, log_path=Path(tmp) / "service.log"):
+            client = await connect(server.url, "bench-client", creds(server, "client"))
             try:
                 log(f"client {setting}: registering {plan.senders + plan.recipients:,} members")
                 members = await setup_members(client, plan.senders, plan.recipients)

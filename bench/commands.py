@@ -38,6 +38,7 @@ from bench import peer
 from bench.common import (
     SETTINGS,
     CpuSample,
+    creds,
     fmt,
     git_describe,
     header,
@@ -166,23 +167,31 @@ async def _wait_projections(client: InMailClient, target: int, patience: float =
 
 
 async def run_setting(
-    setting: str, plan: Plan, *, with_peer: bool, projections: bool, logs: Path | None = None
+    setting: str,
+    plan: Plan,
+    *,
+    with_peer: bool,
+    projections: bool,
+    logs: Path | None = None,
+    secure: bool = True,
 ) -> SettingResult:
     """One server and one service process with this fsync setting; everything measured on them."""
     levels = {n: Level(n) for n in IN_FLIGHT}
     limit_plan = LimitPlan(plan.rounds, plan.warmup, plan.duration, 0)
     with (
         tempfile.TemporaryDirectory(prefix=f"bench-commands-{setting}-") as tmp,
-        nats_server(Path(tmp) / "nats", setting) as server,
+        nats_server(Path(tmp) / "nats", setting, secure=secure) as server,
     ):
         store = f"sqlite:///{Path(tmp) / 'readmodels.db'}"
         log_dir = logs or Path(tmp)
-        client = await connect(server.url, "bench-client")
-        raw = await nats.connect(server.url, name="bench-raw")
+        client = await connect(server.url, "bench-client", creds(server, "client"))
+        raw = await nats.connect(server.url, name="bench-raw", user_credentials=creds(server, "admin"))
+        service_creds = server.creds("service")
         try:
             js = raw.jetstream(timeout=30)
             await ensure_stream(js, RAW_STREAM, [f"{RAW_ROOT}.>"])
-            with ServiceProcess(server.url, store, log_path=log_dir / f"service-{setting}.log") as service:
+            service_log = log_dir / f"service-{setting}.log"
+            with ServiceProcess(server.url, store, creds=service_creds, log_path=service_log) as service:
                 log(f"commands {setting}: registering {plan.senders + plan.recipients:,} members")
                 members = await setup_members(client, plan.senders, plan.recipients)
                 for round_ in range(plan.rounds):
@@ -212,7 +221,9 @@ async def run_setting(
             with_projections = None
             if projections:
                 projections_log = log_dir / f"service-projections-{setting}.log"
-                with ServiceProcess(server.url, store, projections=True, log_path=projections_log) as service:
+                with ServiceProcess(
+                    server.url, store, projections=True, creds=service_creds, log_path=projections_log
+                ) as service:
                     last = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
                     log(f"commands {setting}: projections catching up to {last:,}")
                     await _wait_projections(client, last)
@@ -327,7 +338,7 @@ def targets(results: Sequence[SettingResult]) -> list[str]:
     return lines
 
 
-def report(results: Sequence[SettingResult], plan: Plan, command: str) -> str:
+def report(results: Sequence[SettingResult], plan: Plan, command: str, *, secure: bool = True) -> str:
     """The markdown report."""
     parts = header(
         command,
@@ -336,17 +347,23 @@ def report(results: Sequence[SettingResult], plan: Plan, command: str) -> str:
         f"senders, {plan.recipients:,} Open Profile recipients; open loop: {plan.rounds} run(s) "
         f"of {plan.open_duration:g} s. Service: `python -m bench.service` (no projections unless "
         "the row says so) in its own process.",
-        [f"Code: {git_describe()}"],
+        [
+            f"Code: {git_describe()}",
+            "NATS authentication: "
+            + ("on (each connection with its role's credentials)" if secure else "off (--insecure)"),
+        ],
     )
     parts += settings_sections([(r.setting, table(r)) for r in results], targets(results))
     return "\n".join(parts)
 
 
 async def run_all(
-    plan: Plan, *, with_peer: bool, projections: bool, logs: Path | None = None
+    plan: Plan, *, with_peer: bool, projections: bool, logs: Path | None = None, secure: bool = True
 ) -> list[SettingResult]:
     return [
-        await run_setting(setting, plan, with_peer=with_peer, projections=projections, logs=logs)
+        await run_setting(
+            setting, plan, with_peer=with_peer, projections=projections, logs=logs, secure=secure
+        )
         for setting in SETTINGS
     ]
 
@@ -359,12 +376,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help="leave out the PostgreSQL peer")
     parser.add_argument("--projections", action="store_true", help="add a row with projections running")
     parser.add_argument("--logs", type=Path, help="keep the service processes' logs in this folder")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="servers without authentication (the default has it, as serve)",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)
     results = asyncio.run(
-        run_all(plan, with_peer=not args.no_peer, projections=args.projections, logs=args.logs)
+        run_all(
+            plan,
+            with_peer=not args.no_peer,
+            projections=args.projections,
+            logs=args.logs,
+            secure=not args.insecure,
+        )
     )
     command = "python -m bench.commands" + "".join(
         flag
@@ -372,10 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             (" --quick", args.quick),
             (" --no-peer", args.no_peer),
             (" --projections", args.projections),
+            (" --insecure", args.insecure),
         )
         if on
     )
-    return publish_report(report(results, plan, command), args.out)
+    return publish_report(report(results, plan, command, secure=not args.insecure), args.out)
 
 
 if __name__ == "__main__":

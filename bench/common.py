@@ -3,7 +3,9 @@
 Every benchmark starts its own nats-server (``EmbeddedNatsServer`` on a free port,
 never an existing one on 4222), once per fsync setting: **durable**
 (``sync_interval: always``, the service's default) and **relaxed** (the server's
-default interval).
+default interval). The servers run with authentication, as ``inmail serve`` does:
+each connection uses the credentials of the role it plays (``creds(server, role)``),
+the raw baselines an ``admin`` user; ``secure=False`` runs a server without it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from bench.eventstore import machine
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.security.installation import Installation, issue, secure
 
 SETTINGS: tuple[str, ...] = ("durable", "relaxed")
 """Every figure is measured under both, durable first."""
@@ -38,11 +41,30 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def nats_server(data_dir: Path, setting: str) -> Iterator[EmbeddedNatsServer]:
-    """A nats-server of our own on a free port, with the given fsync setting."""
-    settings = NatsServerSettings(data_dir=data_dir, port=0, durable=setting == "durable")
+def nats_server(data_dir: Path, setting: str, *, secure: bool = True) -> Iterator[EmbeddedNatsServer]:
+    """A nats-server of our own on a free port, with the given fsync setting, secured unless told not."""
+    settings = NatsServerSettings(
+        data_dir=data_dir,
+        port=0,
+        durable=setting == "durable",
+        security=installation_beside(data_dir) if secure else None,
+    )
     with EmbeddedNatsServer(settings) as server:
         yield server
+
+
+def installation_beside(data_dir: Path) -> Installation:
+    """The keys of a benchmark server storing in ``data_dir``: in ``<data_dir>-auth``, with an admin."""
+    installation = secure(data_dir.with_name(f"{data_dir.name}-auth"))
+    if "admin" not in installation.users():
+        issue(installation, "admin", "admin")
+    return installation
+
+
+def creds(server: EmbeddedNatsServer, role: str) -> str | None:
+    """The credentials file of ``role`` for nats-py's ``user_credentials``; None on an open server."""
+    path = server.creds(role)
+    return str(path) if path else None
 
 
 def load_average() -> str:

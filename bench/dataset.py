@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 import nats
 
-from bench.common import log, nats_server
+from bench.common import creds, log, nats_server
 from bench.service import ServiceProcess
 from contracts import subjects
 from inmail.natsserver import EmbeddedNatsServer
@@ -62,11 +62,13 @@ def read_marker(directory: Path) -> Dataset | None:
         dataset = msgspec.json.decode((directory / MARKER).read_bytes(), type=Dataset)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return dataset if dataset.kind == KIND and (directory / "nats").is_dir() else None
+    # Datasets made before authentication (no keys beside the store) are made again.
+    complete = (directory / "nats").is_dir() and (directory / "nats-auth").is_dir()
+    return dataset if dataset.kind == KIND and complete else None
 
 
-async def _stream_state(url: str) -> tuple[int, int, int, int]:
-    nc = await nats.connect(url)
+async def _stream_state(server: EmbeddedNatsServer) -> tuple[int, int, int, int]:
+    nc = await nats.connect(server.url, user_credentials=creds(server, "admin"))
     try:
         info = await nc.jetstream().stream_info(subjects.EVENTS_STREAM)
         state = info.state
@@ -81,15 +83,19 @@ async def _generate(directory: Path, members: int, months: int, seed: int, progr
     with nats_server(directory / "nats", "relaxed") as server:
         store_url = f"sqlite:///{work / 'unused-readmodels.db'}"
         work.mkdir(parents=True, exist_ok=True)
-        with ServiceProcess(server.url, store_url, trust_client_time=True, log_path=work / "service.log"):
+        service = ServiceProcess(
+            server.url, store_url, trust_client_time=True, creds=server.creds("service"),
+            log_path=work / "service.log",
+        )  # fmt: skip
+        with service:
             started = time.perf_counter()
             options = SimulationOptions(
                 members=members, months=months, start="2024-01", seed=seed, id_prefix=prefix,
                 progress=progress,
             )  # fmt: skip
-            summary = await simulate(server.url, options)
+            summary = await simulate(server.url, options, creds=server.creds("client"))
             elapsed = time.perf_counter() - started
-        events, stream_bytes, first_seq, last_seq = await _stream_state(server.url)
+        events, stream_bytes, first_seq, last_seq = await _stream_state(server)
     shutil.rmtree(work, ignore_errors=True)
     return Dataset(
         kind=KIND,
@@ -138,6 +144,8 @@ def served_copy(directory: Path, setting: str, scratch: Path | None = None) -> I
     with tempfile.TemporaryDirectory(prefix=f"bench-dataset-{setting}-", dir=scratch) as tmp:
         copy = Path(tmp) / "nats"
         shutil.copytree(directory / "nats" / "jetstream", copy / "jetstream")
+        # The streams belong to the dataset's account: its keys come along.
+        shutil.copytree(directory / "nats-auth", Path(tmp) / "nats-auth")
         with nats_server(copy, setting) as server:
             yield server
 

@@ -341,10 +341,17 @@ async def run_setting(durable: bool, plan: Plan, log: Callable[[str], None]) -> 
     """Start a server with one fsync setting and measure everything on it."""
     setting = "durable" if durable else "relaxed"
     with tempfile.TemporaryDirectory(prefix=f"bench-nats-{setting}-") as data_dir:
-        settings = NatsServerSettings(data_dir=Path(data_dir), port=0, durable=durable)
+        from bench.common import installation_beside  # bench.common imports this module
+
+        store_dir = Path(data_dir) / "nats"
+        settings = NatsServerSettings(
+            data_dir=store_dir, port=0, durable=durable, security=installation_beside(store_dir)
+        )
         with EmbeddedNatsServer(settings) as server:
-            store_nc = await connect(server.url, name="bench-store")
-            raw_nc = await nats.connect(server.url, name="bench-raw")
+            # The store and its raw baseline on the same footing: both as admin, on their own streams.
+            store_nc = await connect(server.url, name="bench-store", creds=server.creds("admin"))
+            admin = str(server.creds("admin"))
+            raw_nc = await nats.connect(server.url, name="bench-raw", user_credentials=admin)
             store = JetStreamEventStore(
                 store_nc, StreamSpec(name=STREAM, subjects=(f"{SUBJECT_ROOT}.>",)), timeout=10
             )

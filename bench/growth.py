@@ -32,6 +32,7 @@ from pathlib import Path
 from bench import dataset
 from bench.common import (
     SETTINGS,
+    creds,
     fmt,
     git_describe,
     header,
@@ -47,6 +48,7 @@ from bench.service import ServiceProcess
 from bench.workload import connect, register, send_from, send_op, setup_members
 from contracts import subjects
 from inmail.client import InMailClient
+from inmail.natsserver import EmbeddedNatsServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ QUICK = Plan(
     big_member_events=50, warm_commands=10, memory_members=200, senders=10, recipients=10,
 )  # fmt: skip
 
+
 @dataclass(slots=True)
 class SizeResult:
     label: str
@@ -120,6 +123,15 @@ class GrowthResult:
     memory: Memory
 
 
+def _service(server: EmbeddedNatsServer, store: str, tmp: Path) -> ServiceProcess:
+    return ServiceProcess(server.url, store, creds=server.creds("service"), log_path=tmp / "service.log")
+
+
+async def _client(server: EmbeddedNatsServer) -> InMailClient:
+    # As admin: besides commands and queries, the benchmark reads the stream's size.
+    return await connect(server.url, "bench-growth", creds(server, "admin"))
+
+
 async def _timed(client: InMailClient, sender: str, recipients: Sequence[str]) -> float:
     op = send_from(client, sender, recipients)
     began = time.perf_counter()
@@ -141,6 +153,7 @@ async def measure_sizes(
             ServiceProcess(
                 server.url,
                 f"sqlite:///{tmp / f'rm-{size.directory}-{setting}.db'}",
+                creds=server.creds("service"),
                 log_path=tmp / "service.log",
             )
             for size, server in zip(sizes, servers, strict=True)
@@ -150,7 +163,7 @@ async def measure_sizes(
             service.launch()
         for service in services:
             service.wait_ready()
-        clients = [await connect(server.url, "bench-growth") for server in servers]
+        clients = [await _client(server) for server in servers]
         try:
             results, members = [], []
             for size, client in zip(sizes, clients, strict=True):
@@ -172,10 +185,10 @@ async def measure_sizes(
 async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path) -> BigMember:
     """A member with ``big_member_events`` events: cold first command after a restart, then warm ones."""
     with dataset.served_copy(data_dir, setting) as server:
-        client = await connect(server.url, "bench-growth")
+        client = await _client(server)
         store = f"sqlite:///{tmp / f'rm-big-{setting}.db'}"
         try:
-            with ServiceProcess(server.url, store, log_path=tmp / "service.log"):
+            with _service(server, store, tmp):
                 members = await setup_members(client, 2, plan.recipients)
                 big, small = members.senders
                 log(f"growth {setting}: giving one member {plan.big_member_events:,} events")
@@ -192,7 +205,7 @@ async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path
             result = BigMember(plan.big_member_events)
             for round_ in range(plan.rounds):
                 log(f"growth {setting}: cold and warm commands on the big member, round {round_ + 1}")
-                with ServiceProcess(server.url, store, log_path=tmp / "service.log"):
+                with _service(server, store, tmp):
                     result.cold_big_ms.append(await _timed(client, big, members.recipients))
                     result.cold_small_ms.append(await _timed(client, small, members.recipients))
                     count = plan.warm_commands
@@ -210,18 +223,16 @@ async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path
 async def measure_memory(setting: str, plan: Plan, tmp: Path) -> Memory:
     """The service's RSS before and after ``memory_members`` registrations."""
     with nats_server(tmp / f"nats-memory-{setting}", setting) as server:
-        client = await connect(server.url, "bench-growth")
+        client = await _client(server)
         try:
             store = f"sqlite:///{tmp / f'rm-memory-{setting}.db'}"
-            with ServiceProcess(server.url, store, log_path=tmp / "service.log") as service:
+            with _service(server, store, tmp) as service:
                 await register(client, 10, "recruiter", prefix="warmup", open_profile=False)
                 await asyncio.sleep(0.5)
                 rss_start = service.rss_bytes()
                 log(f"growth {setting}: registering {plan.memory_members:,} members")
                 began = time.perf_counter()
-                await register(
-                    client, plan.memory_members, "premium_business", prefix="m", open_profile=True
-                )
+                await register(client, plan.memory_members, "premium_business", prefix="m", open_profile=True)
                 seconds = time.perf_counter() - began
                 await asyncio.sleep(1.0)
                 rss_end = service.rss_bytes()

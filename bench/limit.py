@@ -26,6 +26,7 @@ from nats.js.client import JetStreamContext
 
 from bench.common import (
     SETTINGS,
+    creds,
     fmt,
     header,
     log,
@@ -143,9 +144,9 @@ async def run_setting(setting: str, plan: Plan) -> LimitResult:
     """Start a server with one fsync setting and measure its ceilings."""
     with (
         tempfile.TemporaryDirectory(prefix=f"bench-limit-{setting}-") as tmp,
-        nats_server(Path(tmp), setting) as server,
+        nats_server(Path(tmp) / "nats", setting) as server,
     ):
-        nc = await nats.connect(server.url, name="bench-limit")
+        nc = await nats.connect(server.url, name="bench-limit", user_credentials=creds(server, "admin"))
         try:
             js = nc.jetstream(timeout=30)
             await ensure_stream(js, STREAM, [f"{ROOT}.>"])

@@ -111,7 +111,7 @@ async def run_setting(setting: str, plan: Plan, data_dir: Path) -> ReplayResult:
     with tempfile.TemporaryDirectory(prefix=f"bench-replay-{setting}-") as tmp, dataset.served_copy(
         data_dir, setting
     ) as server:
-        nc = await connect(server.url, name="bench-replay")
+        nc = await connect(server.url, name="bench-replay", creds=server.creds("service"))
         store = JetStreamEventStore(nc, events_stream(), timeout=30)
         try:
             await store.open()

@@ -75,6 +75,7 @@ class ServiceProcess:
         *,
         projections: bool = False,
         trust_client_time: bool = False,
+        creds: Path | None = None,
         log_path: Path | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
@@ -83,6 +84,8 @@ class ServiceProcess:
             self.args.append("--no-projections")
         if trust_client_time:
             self.args.append("--trust-client-time")
+        if creds:
+            self.args += ["--creds", str(creds)]
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
@@ -170,6 +173,7 @@ async def serve(args: argparse.Namespace) -> None:
     service = InMailService(
         ServiceSettings(
             nats_url=args.nats,
+            nats_creds=args.creds,
             store_url=args.store,
             trust_client_time=args.trust_client_time,
             projections=not args.no_projections,
@@ -194,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.service", description=__doc__)
     parser.add_argument("--nats", required=True, help="NATS URL of a server the benchmark started")
     parser.add_argument("--store", required=True, help="read-model store URL (sqlite:///path)")
+    parser.add_argument("--creds", type=Path, help="the service's NATS credentials file")
     parser.add_argument("--no-projections", action="store_true", help="the command side only")
     parser.add_argument("--trust-client-time", action="store_true", help="honour occurred_at")
     parser.add_argument("--cache-size", type=int, default=200_000, help="member states cached")

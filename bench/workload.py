@@ -28,13 +28,13 @@ INMAIL_BODY = (
 )
 
 
-async def connect(url: str, name: str) -> InMailClient:
-    """The client a user would use, as the load generator.
+async def connect(url: str, name: str, creds: str | None = None) -> InMailClient:
+    """The client a user would use, as the load generator (``creds``: a role's file, or None).
 
     One attempt per request (deadline 0) and a generous wait: a retry would hide a
     failure inside a figure, so a refusal or a lost reply stops the benchmark instead.
     """
-    return await InMailClient.connect(url, name=name, deadline=0, attempt_timeout=30)
+    return await InMailClient.connect(url, creds=creds, name=name, deadline=0, attempt_timeout=30)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ Layout:
   The subject's last sequence is the aggregate's version.
 - ``inmail.members.<member_id>``: stream ``INMAIL_MEMBERS``, the service's own
   members stream: contact details (email) that no other stream carries.
+- ``inmail.notify.email.<recipient_id>``: stream ``INMAIL_NOTIFICATIONS``, email
+  alerts for the mail service (the ``notifier`` role alone reads it).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ MEMBER_EVENTS_PREFIX: Final = f"{EVENTS_ROOT}.member."
 
 MEMBERS_STREAM: Final = "INMAIL_MEMBERS"
 MEMBERS_ROOT: Final = "inmail.members"
+
+NOTIFICATIONS_STREAM: Final = "INMAIL_NOTIFICATIONS"
+NOTIFICATIONS_ROOT: Final = "inmail.notify"
 
 COMMAND_ROOT: Final = "inmail.cmd"
 QUERY_ROOT: Final = "inmail.query"

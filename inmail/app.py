@@ -44,6 +44,8 @@ class ServiceSettings:
 
     nats_url: str
     store_url: str
+    nats_creds: Path | None = None
+    """The service's NATS credentials file (``service.creds``); None on a server without authentication."""
     trust_client_time: bool = False
     max_in_flight: int = 1024
     """Commands handled concurrently, and queries on each query subject (most of it is I/O)."""
@@ -84,7 +86,7 @@ class InMailService:
         s = self.settings
         if not (s.commands or s.projections):
             raise ValueError("a service with neither commands nor projections would do nothing")
-        self.nc = nc = await connect(s.nats_url, name="inmail-service")
+        self.nc = nc = await connect(s.nats_url, name="inmail-service", creds=s.nats_creds)
         self.events = events = JetStreamEventStore(nc, events_stream(s.replicas))
         await events.ensure_stream()
         await events.open()
@@ -108,7 +110,11 @@ class InMailService:
             await self.projections.start()
             self.queries = QueryService(self.projections, events, dependencies=dependencies)
             self.broker = build_query_broker(
-                s.nats_url, self.queries, max_in_flight=s.max_in_flight, graceful_timeout=s.drain_timeout
+                s.nats_url,
+                self.queries,
+                creds=s.nats_creds,
+                max_in_flight=s.max_in_flight,
+                graceful_timeout=s.drain_timeout,
             )
             await self.broker.start()
             probes.append(LAST_SUBSCRIBED)

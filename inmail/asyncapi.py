@@ -39,6 +39,12 @@ aggregate: `inmail.evt.member.<member_id>` holds the member's profile, credit
 events and every InMail the member sent with its whole life. Read them through a
 JetStream consumer (core subscribers also see messages of rejected batches).
 Emails live only in stream `INMAIL_MEMBERS` (`inmail.members.<member_id>`).
+
+Every connection authenticates with NATS credentials (a user JWT and its nkey):
+`client.creds` may send commands and queries, `subscriber.creds` may read
+`INMAIL_EVENTS` through consumers of its own, and only the service may write events
+(docs/security.md). The service answers requests only: a message without a reply
+subject, or with a JetStream one, is ignored.
 """
 
 

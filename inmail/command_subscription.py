@@ -29,6 +29,7 @@ from nats.aio.subscription import Subscription
 
 from contracts import replies, subjects
 from eventstore import OutcomeUnknown
+from inmail.routes import is_request
 
 log = logging.getLogger("inmail.service")
 
@@ -53,8 +54,8 @@ class CommandSubscription:
         self._subscription = await self.nc.subscribe(SUBJECT, queue=QUEUE, cb=self._on_message)
 
     async def _on_message(self, msg: Msg) -> None:
-        if not msg.reply:
-            log.debug("ignored a message without a reply subject on %s", msg.subject)
+        if not is_request(msg.reply):
+            log.debug("ignored a message that is no request on %s", msg.subject)
             return
         name = msg.subject[len(subjects.COMMAND_ROOT) + 1 :]
         await self.dispatcher.dispatch(self.handle, name, msg.data, msg.reply)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from inmail.security.installation import Installation
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -33,7 +35,8 @@ class NatsServerSettings:
 
     ``port=0`` asks for a free port. ``durable`` selects ``sync_interval: always``:
     every acknowledged write is on disk (Jepsen 2025 lost acknowledged writes
-    under the default two-minute fsync interval).
+    under the default two-minute fsync interval). With ``security``, the server trusts
+    that installation's operator and nothing else: every client needs its credentials.
     """
 
     data_dir: Path
@@ -42,6 +45,7 @@ class NatsServerSettings:
     durable: bool = True
     binary: str | None = None
     startup_timeout: float = 15.0
+    security: Installation | None = None
 
 
 def find_binary(explicit: str | None = None) -> str:
@@ -121,13 +125,19 @@ class EmbeddedNatsServer:
         """How the server ended on its own (negative: killed by that signal); None while it runs."""
         return self._process.poll() if self._process is not None else None
 
+    def creds(self, name: str) -> Path | None:
+        """A user's credentials file on a secured server; None on one without authentication."""
+        return self.settings.security.creds(name) if self.settings.security else None
+
     def config_text(self) -> str:
         s = self.settings
         store_dir = json.dumps(str(s.data_dir.resolve() / "jetstream"))
         sync = "\n  sync_interval: always" if s.durable else ""
         port = self._bound_port or s.port or -1
+        auth = s.security.server_config() if s.security else ""
         return (
             f"listen: {s.host}:{port}\nmax_payload: 1MB\njetstream {{\n  store_dir: {store_dir}{sync}\n}}\n"
+            + auth
         )
 
     def start(self, timeout: float | None = None) -> str:

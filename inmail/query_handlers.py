@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -20,13 +21,14 @@ from fast_depends.msgspec import MsgSpecSerializer
 from faststream import AckPolicy
 from faststream.middlewares import BaseMiddleware
 from faststream.nats import NatsBroker, NatsMessage, NatsRouter
+from faststream.nats.security import NatsCredentials
 from faststream.nats.subscriber import CoreSubscriber
 
 from contracts import replies
 from contracts.admin import Replay
 from contracts.queries import CreditBalance, CreditLedger, Health, Inbox, ResponseStats
 from contracts.replies import Failure, QueryOk
-from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route
+from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route, is_request
 
 log = logging.getLogger("inmail.queries")
 
@@ -49,11 +51,21 @@ class QueryAnswers(Protocol):
 
 
 def build_query_broker(
-    nats_url: str, answers: QueryAnswers, *, max_in_flight: int = 1024, graceful_timeout: float = 15.0
+    nats_url: str,
+    answers: QueryAnswers,
+    *,
+    creds: Path | None = None,
+    max_in_flight: int = 1024,
+    graceful_timeout: float = 15.0,
 ) -> NatsBroker:
-    """A FastStream broker answering every query and operator subject from ``answers``."""
+    """A FastStream broker answering every query and operator subject from ``answers``.
+
+    It answers on its own connection, the one the requests arrive on: a secured server lets
+    the service answer a request (``allow_responses``) only there.
+    """
     broker = NatsBroker(
         nats_url,
+        security=NatsCredentials(str(creds)) if creds else None,
         logger=None,
         name="inmail-queries",
         max_reconnect_attempts=-1,
@@ -135,14 +147,22 @@ class RequestsOnly(BaseMiddleware):
     """Answers requests only, and every one of them, never with an exception.
 
     A message without a reply subject is no request: JetStream can be made to publish
-    onto any subject (a push consumer's deliver subject), so such messages are dropped.
+    onto any subject (a push consumer's deliver subject), so such messages are dropped,
+    and nothing is published in answer (a reply to a delivery's ``$JS.ACK`` subject
+    would acknowledge it).
     """
+
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
+        """Publish the answer to a request; nothing for a message that was none."""
+        if not is_request(getattr(self.msg, "reply", None)):
+            return None
+        return await call_next(cmd)
 
     async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
         """Drop what is not a request; turn failures into failure replies."""
         subject = msg.raw_message.subject
-        if not msg.reply_to:
-            log.debug("ignored a message without a reply subject on %s", subject)
+        if not is_request(msg.reply_to):
+            log.debug("ignored a message that is no request on %s", subject)
             return None
         try:
             return await call_next(msg)

@@ -19,6 +19,17 @@ from contracts.queries import QUERIES
 from contracts.replies import REPLY_DATA, CommandOk, QueryOk
 
 
+def is_request(reply: str | None) -> bool:
+    """Whether a message on a request subject is a request the service should answer.
+
+    Only a request has a reply subject. A JetStream consumer's deliver subject may be any
+    subject, so a subscriber could have the server deliver events onto ``inmail.cmd.*``:
+    such deliveries carry a ``$JS.`` reply (their acknowledgement subject) and are no
+    request either.
+    """
+    return reply is not None and reply != "" and not reply.startswith("$JS.")
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One request subject: core NATS request/reply."""

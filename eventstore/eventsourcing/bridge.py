@@ -46,8 +46,9 @@ class _LoopState:
 class NatsBridge:
     """One NATS connection on one event-loop thread, for synchronous callers; thread-safe."""
 
-    def __init__(self, url: str, *, name: str = "inmail-eventsourcing") -> None:
+    def __init__(self, url: str, *, name: str = "inmail-eventsourcing", creds: str | None = None) -> None:
         self.url = url
+        self.creds = creds
         self.name = name
         self._lock = threading.Lock()
         self._state: _LoopState | None = None
@@ -94,7 +95,7 @@ class NatsBridge:
             raise RuntimeError("NatsBridge.connection() must be awaited on the bridge's loop")
         async with state.connect_lock:
             if state.nc is None or state.nc.is_closed:
-                state.nc = await connect(self.url, name=self.name)
+                state.nc = await connect(self.url, name=self.name, creds=self.creds)
             return state.nc
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import click
 
 from inmail.cli.common import CONTEXT_SETTINGS, report_usage_error
+from inmail.cli.creds import creds_group
 from inmail.cli.ops import (
     backup_command,
     events_command,
@@ -38,6 +39,7 @@ for _command in (
     backup_command,
     restore_command,
     simulate_command,
+    creds_group,
 ):
     cli.add_command(_command)
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -45,6 +46,47 @@ def log_level_option(default: str) -> Callable[[F], F]:
         show_envvar=True,
         help="how much to log on stderr",
     )
+
+
+CREDS_ENV = "INMAIL_NATS_CREDS"
+DEFAULT_DATA_DIR = Path("inmail-data")
+
+
+def creds_option() -> Callable[[F], F]:
+    """``--creds FILE``, also from ``INMAIL_NATS_CREDS`` (or ``INMAIL_CREDS``)."""
+    return click.option(
+        "--creds",
+        type=click.Path(dir_okay=False, path_type=Path),
+        # Section 7 names INMAIL_NATS_CREDS; section 12's rule (INMAIL_<FLAG>) gives INMAIL_CREDS.
+        envvar=[CREDS_ENV, "INMAIL_CREDS"],
+        show_envvar=True,
+        help="NATS credentials file (default: the role's file in DATA_DIR/creds, when it exists)",
+    )
+
+
+def data_dir_option(
+    help_text: str = "data folder whose creds/ hold the default credentials",
+) -> Callable[[F], F]:
+    """``--data-dir DIR``, also from ``INMAIL_DATA_DIR``."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_DATA_DIR,
+        show_default=True,
+        envvar="INMAIL_DATA_DIR",
+        show_envvar=True,
+        help=help_text,
+    )
+
+
+def creds_for(given: Path | None, data_dir: Path, role: str) -> Path | None:
+    """``--creds`` when given, else ``DIR/creds/<role>.creds`` when it exists, else none."""
+    if given is not None:
+        if not given.is_file():
+            raise CliError(f"credentials file not found: {given}")
+        return given
+    default = data_dir / "creds" / f"{role}.creds"
+    return default if default.is_file() else None
 
 
 def nats_url(given: str | None) -> str:

@@ -13,6 +13,9 @@ from eventstore import NatsUnreachable
 from inmail.cli.common import (
     CONTEXT_SETTINGS,
     CliError,
+    creds_for,
+    creds_option,
+    data_dir_option,
     log_level_option,
     nats_option,
     nats_url,
@@ -44,9 +47,17 @@ def _operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
 @FROM_SEQ
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @nats_option()
+@creds_option()
+@data_dir_option()
 @log_level_option("warning")
 def replay_command(
-    names: tuple[str, ...], from_seq: int, no_progress: bool, nats_url: str | None, log_level: str
+    names: tuple[str, ...],
+    from_seq: int,
+    no_progress: bool,
+    nats_url: str | None,
+    creds: Path | None,
+    data_dir: Path,
+    log_level: str,
 ) -> int:
     """Rebuild read models from the stream, with a progress bar.
 
@@ -55,30 +66,37 @@ def replay_command(
     """
     from inmail.ops.replay import replay
 
-    return _operate(replay(_url(nats_url), list(names) or None, from_seq, not no_progress), log_level)
+    login = creds_for(creds, data_dir, "operator")
+    return _operate(
+        replay(_url(nats_url), list(names) or None, from_seq, not no_progress, creds=login), log_level
+    )
 
 
 @click.command("status", context_settings=CONTEXT_SETTINGS)
 @nats_option()
+@creds_option()
+@data_dir_option()
 @log_level_option("warning")
-def status_command(nats_url: str | None, log_level: str) -> int:
+def status_command(nats_url: str | None, creds: Path | None, data_dir: Path, log_level: str) -> int:
     """Stream size and sequence, each projection's position and lag; exit 1 when not healthy."""
     from inmail.ops.status import status
 
-    return _operate(status(_url(nats_url)), log_level)
+    return _operate(status(_url(nats_url), creds=creds_for(creds, data_dir, "operator")), log_level)
 
 
 @click.command("verify", context_settings=CONTEXT_SETTINGS)
 @nats_option()
+@creds_option()
+@data_dir_option()
 @log_level_option("warning")
-def verify_command(nats_url: str | None, log_level: str) -> int:
+def verify_command(nats_url: str | None, creds: Path | None, data_dir: Path, log_level: str) -> int:
     """Recompute balances and counts from the events and compare them with the read models.
 
     Exit 1 listing every difference.
     """
     from inmail.ops.verify import verify
 
-    return _operate(verify(_url(nats_url)), log_level)
+    return _operate(verify(_url(nats_url), creds=creds_for(creds, data_dir, "operator")), log_level)
 
 
 @click.command("events", context_settings=CONTEXT_SETTINGS)
@@ -86,15 +104,24 @@ def verify_command(nats_url: str | None, log_level: str) -> int:
 @FROM_SEQ
 @click.option("--follow", is_flag=True, help="keep printing new events")
 @nats_option()
+@creds_option()
+@data_dir_option()
 @log_level_option("warning")
 def events_command(
-    member: str | None, from_seq: int, follow: bool, nats_url: str | None, log_level: str
+    member: str | None,
+    from_seq: int,
+    follow: bool,
+    nats_url: str | None,
+    creds: Path | None,
+    data_dir: Path,
+    log_level: str,
 ) -> int:
     """Print events as JSON lines: {"seq", "subject", "event"}."""
     from inmail.ops.events import events
 
     with contextlib.suppress(BrokenPipeError):
-        return _operate(events(_url(nats_url), member, from_seq, follow), log_level)
+        login = creds_for(creds, data_dir, "operator")
+        return _operate(events(_url(nats_url), member, from_seq, follow, creds=login), log_level)
     return 0
 
 
@@ -106,35 +133,56 @@ def _url(given: str | None) -> str:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @nats_option()
+@creds_option()
+@data_dir_option()
 @log_level_option("warning")
-def backup_command(file: Path, no_progress: bool, nats_url: str | None, log_level: str) -> int:
+def backup_command(
+    file: Path, no_progress: bool, nats_url: str | None, creds: Path | None, data_dir: Path, log_level: str
+) -> int:
     """Snapshot every stream and bucket of the service into FILE (JetStream's snapshot API).
 
-    FILE must not exist; nothing is written unless the whole backup succeeds.
+    FILE must not exist; nothing is written unless the whole backup succeeds. Runs with the
+    backup role's credentials by default (DATA_DIR/creds/backup.creds). The backup holds the
+    members stream (emails): keep the file as safe as the data folder.
     """
     from inmail.ops.backup import backup
 
-    return _operate(backup(_url(nats_url), file, not no_progress), log_level)
+    login = creds_for(creds, data_dir, "backup")
+    return _operate(backup(_url(nats_url), file, not no_progress, creds=login), log_level)
 
 
 @click.command("restore", context_settings=CONTEXT_SETTINGS)
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="restore into this data folder's embedded server instead of --nats (serve must not run on it)",
+    "--embedded",
+    is_flag=True,
+    help="restore into DATA_DIR's embedded server (started for it; serve must not run on the folder)",
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @nats_option()
+@creds_option()
+@data_dir_option()
 @log_level_option("warning")
 def restore_command(
-    file: Path, data_dir: Path | None, no_progress: bool, nats_url: str | None, log_level: str
+    file: Path,
+    embedded: bool,
+    no_progress: bool,
+    nats_url: str | None,
+    creds: Path | None,
+    data_dir: Path,
+    log_level: str,
 ) -> int:
-    """Restore a backup into a NATS server that has none of its streams (same sequences)."""
+    """Restore a backup into a NATS server that has none of its streams (same sequences).
+
+    Restoring creates streams: it needs an admin user of the server's account (DATA_DIR/creds/
+    admin.creds by default: `inmail creds issue --role admin --name admin`). With --embedded the
+    folder's own keys are used.
+    """
     from inmail.ops.backup import restore, restore_into
 
-    if data_dir is None:
-        return _operate(restore(_url(nats_url), file, not no_progress), log_level)
+    if not embedded:
+        login = creds_for(creds, data_dir, "admin")
+        return _operate(restore(_url(nats_url), file, not no_progress, creds=login), log_level)
     if nats_url is not None:
-        raise CliError("give --nats or --data-dir, not both")
+        raise CliError("give --nats or --embedded, not both")
     return _operate(restore_into(data_dir, file, not no_progress), log_level)

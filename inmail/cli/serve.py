@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from eventstore import NatsUnreachable, connect
-from inmail.cli.common import CONTEXT_SETTINGS, CliError, log_level_option, run
+from inmail.cli.common import CONTEXT_SETTINGS, CliError, creds_for, creds_option, log_level_option, run
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
+from inmail.security.installation import Installation, SecurityError, refuse_insecure, secure
 from inmail.supervisor import SupervisedNatsServer, until_stopped
 
 MIN_SERVER = (2, 12)
@@ -33,6 +35,10 @@ class ServeOptions:
     nats_url: str | None
     port: int
     data_dir: Path
+    insecure: bool
+    creds: Path | None
+    """``--creds`` for an external server (``--nats``); the embedded server's service uses its own."""
+    creds_from_command_line: bool
     store: str | None
     trust_client_time: bool
     relaxed_fsync: bool
@@ -74,6 +80,15 @@ def _env(name: str) -> str:
     show_envvar=True,
     help="data folder: the embedded server's JetStream store and the SQLite read models",
 )
+@click.option(
+    "--insecure",
+    is_flag=True,
+    envvar=_env("INSECURE"),
+    show_envvar=True,
+    help="embedded server without authentication: anyone reaching the port may do anything "
+    "(development only; says so on every start)",
+)
+@creds_option()
 @click.option(
     "--store",
     metavar="URL",
@@ -126,10 +141,14 @@ def _env(name: str) -> str:
     "the query and admin subjects only",
 )
 @log_level_option("info")
+@click.pass_context
 def serve_command(
+    ctx: click.Context,
     nats_url: str | None,
     port: int,
     data_dir: Path,
+    insecure: bool,
+    creds: Path | None,
     store: str | None,
     trust_client_time: bool,
     relaxed_fsync: bool,
@@ -144,8 +163,22 @@ def serve_command(
     storing in --data-dir. Every flag can also be set by its INMAIL_* environment variable; a flag
     on the command line wins; a boolean variable is on when set to 1 or true.
     """
+    # INMAIL_NATS_CREDS may be set for the other commands of the same shell; only a --creds
+    # typed for serve itself is a mistake with the embedded server.
+    typed = ctx.get_parameter_source("creds") is click.core.ParameterSource.COMMANDLINE
     options = ServeOptions(
-        nats_url, port, data_dir, store, trust_client_time, relaxed_fsync, replicas, max_in_flight, role
+        nats_url,
+        port,
+        data_dir,
+        insecure,
+        creds,
+        typed,
+        store,
+        trust_client_time,
+        relaxed_fsync,
+        replicas,
+        max_in_flight,
+        role,
     )
     return run(serve(options), log_level)
 
@@ -168,10 +201,17 @@ async def serve(options: ServeOptions) -> int:
     lost: str | None = None
     try:
         url = options.nats_url
+        creds = creds_for(options.creds, options.data_dir, "service") if url is not None else None
         if url is None:
             assert lock is not None
+            installation = _embedded_security(options)
+            if installation is not None:
+                creds = installation.creds("service")
             server_settings = NatsServerSettings(
-                data_dir=options.data_dir / "nats", port=options.port, durable=not options.relaxed_fsync
+                data_dir=options.data_dir / "nats",
+                port=options.port,
+                durable=not options.relaxed_fsync,
+                security=installation,
             )
             # The server inherits the lock: the folder stays owned until the server is gone too.
             embedded = SupervisedNatsServer(EmbeddedNatsServer(server_settings, pass_fds=[lock.fd]))
@@ -180,10 +220,11 @@ async def serve(options: ServeOptions) -> int:
             except NatsServerError as exc:
                 raise CliError(str(exc)) from exc
             log.info("embedded nats-server on %s (data in %s)", url, options.data_dir / "nats")
-        await check_server(url)
+        await check_server(url, creds)
         options.data_dir.mkdir(parents=True, exist_ok=True)
         settings = ServiceSettings(
             nats_url=url,
+            nats_creds=creds,
             store_url=options.store or default_store_url(options.data_dir),
             trust_client_time=options.trust_client_time,
             max_in_flight=options.max_in_flight,
@@ -203,7 +244,15 @@ async def serve(options: ServeOptions) -> int:
             loop.add_signal_handler(signum, stop.set)
         serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[options.role]
         read_models = f", read models {settings.store_url}" if settings.projections else ""
-        print(f"InMail broker ready ({serving}): NATS {url}{read_models}", flush=True)
+        access = f", credentials in {creds.parent}" if embedded and creds else ""
+        print(f"InMail broker ready ({serving}): NATS {url}{read_models}{access}", flush=True)
+        if embedded and not creds:
+            print(
+                f"inmail: WARNING: --insecure: the embedded nats-server at {url} lets anyone who reaches "
+                "it publish, read and delete anything; for development only",
+                file=sys.stderr,
+                flush=True,
+            )
         lost = await until_stopped(stop, embedded)
         log.info("stopping: finishing commands in flight")
     finally:
@@ -218,10 +267,26 @@ async def serve(options: ServeOptions) -> int:
     return 0
 
 
-async def check_server(url: str) -> None:
+def _embedded_security(options: ServeOptions) -> Installation | None:
+    """The data folder's keys for the embedded server (made on first start); None with ``--insecure``."""
+    if options.creds is not None and options.creds_from_command_line:
+        raise CliError(
+            "--creds is for an external server (--nats): the embedded server's service uses "
+            f"{options.data_dir / 'creds' / 'service.creds'}"
+        )
+    try:
+        if options.insecure:
+            refuse_insecure(options.data_dir)
+            return None
+        return secure(options.data_dir)
+    except SecurityError as exc:
+        raise CliError(str(exc)) from exc
+
+
+async def check_server(url: str, creds: Path | None = None) -> None:
     """Refuse, with one line, a NATS server that is unreachable or too old for the store."""
     try:
-        nc = await connect(url, name="inmail-check")
+        nc = await connect(url, name="inmail-check", creds=creds)
     except NatsUnreachable as exc:
         raise CliError(str(exc)) from exc
     try:

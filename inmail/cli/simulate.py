@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import click
 
-from inmail.cli.common import CONTEXT_SETTINGS, CliError, log_level_option, nats_option, nats_url, run
+from inmail.cli.common import (
+    CONTEXT_SETTINGS,
+    CliError,
+    creds_for,
+    creds_option,
+    data_dir_option,
+    log_level_option,
+    nats_option,
+    nats_url,
+    run,
+)
 
 
 def _matching(pattern: re.Pattern[str], rule: str) -> object:
@@ -53,6 +64,8 @@ def _month_rule() -> re.Pattern[str]:
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 @nats_option()
+@creds_option()
+@data_dir_option()
 @log_level_option("warning")
 def simulate_command(
     members: int,
@@ -64,6 +77,8 @@ def simulate_command(
     id_prefix: str | None,
     no_progress: bool,
     nats_url: str | None,
+    creds: Path | None,
+    data_dir: Path,
     log_level: str,
 ) -> int:
     """Generate realistic traffic against a running service over NATS, spread over simulated
@@ -83,7 +98,7 @@ def simulate_command(
 
     async def simulated() -> int:
         try:
-            summary = await simulate(_url(nats_url), options)
+            summary = await simulate(_url(nats_url), options, creds=creds_for(creds, data_dir, "client"))
         except SimulationError as exc:
             raise CliError(str(exc)) from exc
         print(summary.render())

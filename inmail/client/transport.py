@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,13 @@ async def connect(url: str, *, creds: str | Path | None = None, name: str = "inm
     options: dict[str, Any] = {}
     if creds is not None:
         options["user_credentials"] = str(creds)
+    seen: deque[str] = deque(maxlen=8)
+
+    async def remember(exc: Exception) -> None:
+        # nats-py prints every connection error to stderr by default; the requests report
+        # enough. The latest are kept to explain a failed first connect (credentials refused).
+        seen.append(str(exc))
+
     try:
         nc = await nats.connect(
             url,
@@ -43,21 +51,20 @@ async def connect(url: str, *, creds: str | Path | None = None, name: str = "inm
             max_reconnect_attempts=1,
             reconnect_time_wait=0.25,
             pending_size=0,
-            error_cb=_quiet,
+            error_cb=remember,
             disconnected_cb=_quiet_event,
             reconnected_cb=_quiet_event,
             closed_cb=_quiet_event,
             **options,
         )
     except Exception as exc:
+        refusals = [reason for reason in seen if "authorization" in reason.lower()]
+        if refusals:
+            used = f"the credentials {creds}" if creds else "a connection without credentials"
+            raise InMailError("UNAVAILABLE", f"NATS at {url} refused {used}: {refusals[-1]}") from exc
         raise InMailError("UNAVAILABLE", f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
     nc.options["max_reconnect_attempts"] = -1
     return nc
-
-
-async def _quiet(exc: Exception) -> None:
-    # nats-py prints every connection error to stderr by default; the requests report enough.
-    return None
 
 
 async def _quiet_event() -> None:

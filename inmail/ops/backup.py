@@ -41,6 +41,7 @@ from inmail.ops.snapshots import (
     restore_stream,
     snapshot,
 )
+from inmail.security.installation import issue, secure
 from inmail.streams import STORES, Store
 
 MANIFEST = "inmail-backup.json"
@@ -68,11 +69,13 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     stores: list[Entry]
 
 
-async def backup(nats_url: str, file: Path, progress: bool = True, *, out: TextIO | None = None) -> int:
+async def backup(
+    nats_url: str, file: Path, progress: bool = True, *, out: TextIO | None = None, creds: Path | None = None
+) -> int:
     """Snapshot every stream and bucket of the product on the server into ``file``."""
     out = out or sys.stdout
     _check_target(file)
-    async with connected(nats_url) as nc:
+    async with connected(nats_url, creds) as nc:
         present = [store for store in STORES if await _exists(nc, store.stream)]
         if not present or present[0].name != subjects.EVENTS_STREAM:
             raise OperatorError(
@@ -114,12 +117,14 @@ def _assemble(work: Path, entries: list[Entry], file: Path) -> int:
     return file.stat().st_size
 
 
-async def restore(nats_url: str, file: Path, progress: bool = True, *, out: TextIO | None = None) -> int:
+async def restore(
+    nats_url: str, file: Path, progress: bool = True, *, out: TextIO | None = None, creds: Path | None = None
+) -> int:
     """Restore every stream and bucket of a backup into a server that has none of them."""
     out = out or sys.stdout
     with _open_backup(file) as tar:
         manifest = _manifest(tar, file)
-        async with connected(nats_url) as nc:
+        async with connected(nats_url, creds) as nc:
             existing = [entry.stream for entry in manifest.stores if await _exists(nc, entry.stream)]
             if existing:
                 raise OperatorError(
@@ -147,15 +152,22 @@ async def restore(nats_url: str, file: Path, progress: bool = True, *, out: Text
 async def restore_into(
     data_dir: Path, file: Path, progress: bool = True, *, out: TextIO | None = None
 ) -> int:
-    """Restore a backup into a data folder's embedded server, started (on a port of its own) for that."""
+    """Restore a backup into a data folder's embedded server, started (on a port of its own) for that,
+    secured with the folder's keys as ``inmail serve`` starts it (made on first use)."""
     try:
         lock = DataDirLock(data_dir).acquire()
     except DataDirInUse as exc:
         raise OperatorError(str(exc)) from exc
-    server = EmbeddedNatsServer(NatsServerSettings(data_dir=data_dir / "nats", port=0), pass_fds=[lock.fd])
+    security = secure(data_dir)
+    # Restoring creates streams: an admin user of the folder's own account, made for it.
+    admin = security.creds("restore")
+    if not admin.exists():
+        issue(security, "admin", "restore")
+    settings = NatsServerSettings(data_dir=data_dir / "nats", port=0, security=security)
+    server = EmbeddedNatsServer(settings, pass_fds=[lock.fd])
     try:
         url = server.start()
-        return await restore(url, file, progress, out=out)
+        return await restore(url, file, progress, out=out, creds=admin)
     except NatsServerError as exc:
         raise OperatorError(str(exc)) from exc
     finally:

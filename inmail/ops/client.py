@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from nats.aio.client import Client as NATS
@@ -27,10 +28,10 @@ class OperatorError(Exception):
 
 
 @asynccontextmanager
-async def connected(url: str) -> AsyncIterator[NATS]:
+async def connected(url: str, creds: Path | None = None) -> AsyncIterator[NATS]:
     """A NATS connection for one command; an unreachable server is an ``OperatorError``."""
     try:
-        nc = await connect(url, name="inmail-operator")
+        nc = await connect(url, name="inmail-operator", creds=creds)
     except NatsUnreachable as exc:
         raise OperatorError(str(exc)) from exc
     try:

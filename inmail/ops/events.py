@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import TextIO
 
 import msgspec
@@ -23,6 +24,7 @@ async def events(
     *,
     out: TextIO | None = None,
     stream: str = subjects.EVENTS_STREAM,
+    creds: Path | None = None,
 ) -> int:
     """Print events as JSON lines ``{"seq", "subject", "event"}``, the event exactly as stored.
 
@@ -34,7 +36,7 @@ async def events(
     if member is not None and not _MEMBER_ID.match(member):
         raise OperatorError(f"--member {member!r} is not a member id (1-64 of A-Z a-z 0-9 _ -)")
     own_subject = subjects.member_events(member) if member else ""
-    async with connected(nats_url) as nc:
+    async with connected(nats_url, creds) as nc:
         last = (await stream_info(nc, stream)).state.last_seq
         if not follow and last < from_seq:
             return 0

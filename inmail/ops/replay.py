@@ -12,6 +12,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from tqdm import tqdm
@@ -28,12 +29,13 @@ async def replay(
     *,
     poll: float = 0.25,
     out: TextIO | None = None,
+    creds: Path | None = None,
 ) -> int:
     """Ask the running service to rebuild read models from ``from_seq``; follow it to the end."""
     out = out or sys.stdout
     check_from_seq(from_seq)
     started_at = time.monotonic()
-    async with connected(nats_url) as nc, service(nc) as client:
+    async with connected(nats_url, creds) as nc, service(nc) as client:
         requested = client.replay(list(names) if names else None, from_seq=from_seq)
         started = await ask(client, requested, subjects.admin("Replay"))
         base = started.from_seq - 1

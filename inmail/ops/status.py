@@ -4,6 +4,7 @@ position and lag, each stream and bucket it needs."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from contracts import subjects
@@ -11,14 +12,20 @@ from contracts.queries import Dependency, HealthData
 from inmail.ops.client import OperatorError, ask, connected, service, stream_info
 
 
-async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subjects.EVENTS_STREAM) -> int:
+async def status(
+    nats_url: str,
+    *,
+    out: TextIO | None = None,
+    stream: str = subjects.EVENTS_STREAM,
+    creds: Path | None = None,
+) -> int:
     """Print the stream's size and sequences, each projection's position and lag, and each stream
     and bucket the service needs.
 
     Exit code 1 unless the service answers and says ``ok``.
     """
     out = out or sys.stdout
-    async with connected(nats_url) as nc, service(nc) as client:
+    async with connected(nats_url, creds) as nc, service(nc) as client:
         try:
             state = (await stream_info(nc, stream)).state
         except OperatorError as exc:

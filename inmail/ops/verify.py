@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TextIO, TypeVar
 
 import msgspec
@@ -41,8 +42,7 @@ class Difference:
 
     def __str__(self) -> str:
         return (
-            f"{self.what}: {self.field} is {self.actual} in the read model, "
-            f"{self.expected} from the events"
+            f"{self.what}: {self.field} is {self.actual} in the read model, {self.expected} from the events"
         )
 
 
@@ -52,10 +52,11 @@ async def verify(
     from_seq: int = 1,
     out: TextIO | None = None,
     stream: str = subjects.EVENTS_STREAM,
+    creds: Path | None = None,
 ) -> int:
     """Recompute balances and response counts from the events; print every difference (exit 1 on any)."""
     out = out or sys.stdout
-    found = await differences(nats_url, from_seq=from_seq, stream=stream)
+    found = await differences(nats_url, from_seq=from_seq, stream=stream, creds=creds)
     for difference in found:
         out.write(f"{difference}\n")
     out.write(f"{len(found)} difference{'s' if len(found) != 1 else ''}\n")
@@ -69,6 +70,7 @@ async def differences(
     stream: str = subjects.EVENTS_STREAM,
     concurrency: int = 32,
     rounds: int = 3,
+    creds: Path | None = None,
 ) -> list[Difference]:
     """Every disagreement between the read models and a reference fold of the events.
 
@@ -77,7 +79,7 @@ async def differences(
     events, up to ``rounds`` times.
     """
     check_from_seq(from_seq)
-    async with connected(nats_url) as nc, service(nc) as client:
+    async with connected(nats_url, creds) as nc, service(nc) as client:
         store = events_store(nc, stream)
         fold = ReferenceFold()
         members: set[str] | None = None

@@ -16,6 +16,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
+from pathlib import Path
 
 from nats.aio.client import Client as NATS
 from tqdm import tqdm
@@ -178,13 +179,15 @@ def _previous_month(month: str) -> str:
 # Entry points ------------------------------------------------------------------------
 
 
-async def simulate(target: NATS | str, options: SimulationOptions | None = None) -> Summary:
-    """Run a simulation against the service behind ``target`` (a connection or a NATS URL)."""
+async def simulate(
+    target: NATS | str, options: SimulationOptions | None = None, *, creds: Path | None = None
+) -> Summary:
+    """Run a simulation against the service behind ``target`` (a connection, or a URL and ``creds``)."""
     options = options or SimulationOptions()
     if isinstance(target, str):
         try:
             client = await InMailClient.connect(
-                target, name="inmail-simulate", attempt_timeout=options.timeout
+                target, creds=creds, name="inmail-simulate", attempt_timeout=options.timeout
             )
         except InMailError as exc:
             raise SimulationError(exc.message) from exc

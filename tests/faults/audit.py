@@ -18,11 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+from nats.aio.client import Client as NATS
 
 from contracts import subjects
+from eventstore import connect
 from inmail.ops.verify import differences
 from tests.faults.ledger import Command, Ledger
-from tests.faults.workload import EXPECTED_REFUSALS, Cast, Clients
+from tests.faults.workload import EXPECTED_REFUSALS, Access, Cast, Clients
 
 CLOCK_SLACK = timedelta(milliseconds=5)
 
@@ -58,11 +60,21 @@ class Stored:
     event: dict[str, Any]
 
 
-async def audit(clients: Clients, cast: Cast, url: str) -> Figures:
+async def audit(clients: Clients, cast: Cast, url: str, access: Access) -> Figures:
     """Check every guarantee; the run's figures (asserting lost = doubled = 0 and the rest)."""
     ledger = clients.ledger
     assert not ledger.unanswered(), [c.answers for c in ledger.unanswered()][:3]
-    events = await _events(clients)
+    # The events are read back as a subscriber would, and verified as an operator would.
+    reader = await connect(url, name="fault-audit", creds=access.subscriber)
+    try:
+        return await _audit(clients, cast, url, access, reader)
+    finally:
+        await reader.close()
+
+
+async def _audit(clients: Clients, cast: Cast, url: str, access: Access, reader: NATS) -> Figures:
+    ledger = clients.ledger
+    events = await _events(reader)
     by_command: dict[str, list[Stored]] = defaultdict(list)
     for stored in events:
         by_command[stored.event["command_id"]].append(stored)
@@ -87,9 +99,9 @@ async def audit(clients: Clients, cast: Cast, url: str) -> Figures:
     for command in ledger.commands.values():
         _check_answers(command, by_command.get(command.command_id, []))
     _check_refunds(events)
-    await _check_resent(clients, ledger, events[-1].seq if events else 0)
+    await _check_resent(clients, reader, ledger, events[-1].seq if events else 0)
     await _check_balances(clients, cast, events)
-    assert await differences(url) == []
+    assert await differences(url, creds=access.operator) == []
     return figures
 
 
@@ -133,7 +145,7 @@ def _check_refunds(events: list[Stored]) -> None:
     assert set(refunds) == charged & responded, "a charged InMail with a response without its refund"
 
 
-async def _check_resent(clients: Clients, ledger: Ledger, last_seq: int) -> None:
+async def _check_resent(clients: Clients, reader: NATS, ledger: Ledger, last_seq: int) -> None:
     gate = asyncio.Semaphore(64)
 
     async def again(command: Command) -> None:
@@ -141,7 +153,7 @@ async def _check_resent(clients: Clients, ledger: Ledger, last_seq: int) -> None
             assert await clients.resend(command) == command.ok, command.command_id
 
     await asyncio.gather(*(again(c) for c in ledger.acknowledged()))
-    info = await clients.connections[0].jetstream().stream_info(subjects.EVENTS_STREAM)
+    info = await reader.jetstream().stream_info(subjects.EVENTS_STREAM)
     assert info.state.last_seq == last_seq, "a re-sent command wrote again"
 
 
@@ -177,8 +189,8 @@ async def _check_balances(clients: Clients, cast: Cast, events: list[Stored]) ->
         assert len(set(balances)) == 1, f"{member_id}: ledger, events, CreditBalance = {balances}"
 
 
-async def _events(clients: Clients) -> list[Stored]:
-    js = clients.connections[0].jetstream()
+async def _events(reader: NATS) -> list[Stored]:
+    js = reader.jetstream()
     last = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
     found: list[Stored] = []
     if last == 0:

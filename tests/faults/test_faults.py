@@ -22,7 +22,7 @@ import pytest
 from inmail.natsserver import EmbeddedNatsServer
 from tests.faults.audit import Figures, audit
 from tests.faults.ledger import Ledger
-from tests.faults.workload import clients, register_cast, traffic
+from tests.faults.workload import Access, clients, register_cast, traffic
 from tests.serve_process import Serve, free_port, nats_server_pids
 
 pytestmark = pytest.mark.faults
@@ -32,16 +32,18 @@ TRAFFIC = 6.0
 FAULT_AT = 2.0
 
 
-async def under_load(name: str, url: str, fault: Callable[[], Awaitable[None]], storms: int = 0) -> Figures:
+async def under_load(
+    name: str, url: str, access: Access, fault: Callable[[], Awaitable[None]], storms: int = 0
+) -> Figures:
     """Traffic with ``fault`` in the middle, every command answered in the end, then the audit."""
     ledger = Ledger()
-    async with clients(url, ledger) as senders:
+    async with clients(url, ledger, access.client) as senders:
         cast = await register_cast(senders)
         load = asyncio.create_task(traffic(senders, cast, TRAFFIC, storms=storms))
         await asyncio.sleep(FAULT_AT)
         await fault()
         await load
-        figures = await audit(senders, cast, url)
+        figures = await audit(senders, cast, url, access)
     print(f"\n{name}: {figures}")
     assert figures.acknowledged > 100, f"too little got through to mean anything: {figures}"
     return figures
@@ -66,13 +68,14 @@ async def test_kill_9_of_the_service(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path, processes: list[Serve]
 ) -> None:
     url = own_nats_server.url
-    serve = await start(processes, tmp_path / "service", "--nats", url)
+    as_service = ("--nats", url, "--creds", str(own_nats_server.creds("service")))
+    serve = await start(processes, tmp_path / "service", *as_service)
 
     async def fault() -> None:
         serve.kill()
-        await start(processes, tmp_path / "service", "--nats", url, log_name="restarted.log")
+        await start(processes, tmp_path / "service", *as_service, log_name="restarted.log")
 
-    await under_load("kill -9 of the service", url, fault)
+    await under_load("kill -9 of the service", url, Access.of_server(own_nats_server), fault)
 
 
 async def test_kill_9_of_serves_whole_process_group(tmp_path: Path, processes: list[Serve]) -> None:
@@ -89,7 +92,8 @@ async def test_kill_9_of_serves_whole_process_group(tmp_path: Path, processes: l
             os.kill(pid, signal.SIGKILL)
         await start(processes, data, "--port", str(port), log_name="restarted.log")
 
-    await under_load("kill -9 of serve's process group", f"nats://127.0.0.1:{port}", fault)
+    url = f"nats://127.0.0.1:{port}"
+    await under_load("kill -9 of serve's process group", url, Access.of_data_dir(data), fault)
 
 
 async def test_kill_9_of_the_embedded_nats_server(tmp_path: Path, processes: list[Serve]) -> None:
@@ -101,7 +105,8 @@ async def test_kill_9_of_the_embedded_nats_server(tmp_path: Path, processes: lis
         [server] = nats_server_pids(data)
         os.kill(server, signal.SIGKILL)
 
-    await under_load("kill -9 of the embedded nats-server", f"nats://127.0.0.1:{port}", fault)
+    url = f"nats://127.0.0.1:{port}"
+    await under_load("kill -9 of the embedded nats-server", url, Access.of_data_dir(data), fault)
     assert "was killed by SIGKILL; starting it again" in serve.log()
 
 
@@ -109,24 +114,28 @@ async def test_nats_server_stop_and_start_under_a_running_service(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path, processes: list[Serve]
 ) -> None:
     url = own_nats_server.url
-    await start(processes, tmp_path / "service", "--nats", url)
+    await start(
+        processes, tmp_path / "service", "--nats", url, "--creds", str(own_nats_server.creds("service"))
+    )
 
     async def fault() -> None:
         await asyncio.to_thread(own_nats_server.restart)
 
-    await under_load("nats-server stop and start", url, fault)
+    await under_load("nats-server stop and start", url, Access.of_server(own_nats_server), fault)
 
 
 async def test_a_retry_storm_of_each_command_across_two_command_processes(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path, processes: list[Serve]
 ) -> None:
     url = own_nats_server.url
+    as_service = ("--nats", url, "--creds", str(own_nats_server.creds("service")))
     for n in (1, 2):
-        await start(processes, tmp_path / f"commands{n}", "--nats", url, "--role", "commands")
-    await start(processes, tmp_path / "read", "--nats", url, "--role", "read")
+        await start(processes, tmp_path / f"commands{n}", *as_service, "--role", "commands")
+    await start(processes, tmp_path / "read", *as_service, "--role", "read")
 
     async def no_other_fault() -> None:
         return None
 
     # Eight of the 64 workers send every command 20 times at once.
-    await under_load("retry storm, 20 copies at once", url, no_other_fault, storms=8)
+    access = Access.of_server(own_nats_server)
+    await under_load("retry storm, 20 copies at once", url, access, no_other_fault, storms=8)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,6 +19,7 @@ from nats.aio.client import Client as NATS
 
 from contracts import subjects
 from eventstore import connect
+from inmail.natsserver import EmbeddedNatsServer
 from tests.faults.ledger import Answer, Command, Ledger
 
 EXPECTED_REFUSALS = frozenset({"ALREADY_RESPONDED", "INSUFFICIENT_CREDITS"})
@@ -76,10 +78,35 @@ class Clients:
         return Answer(sent_at, datetime.now(UTC), reply)
 
 
+@dataclass(frozen=True, slots=True)
+class Access:
+    """The credentials each part of a scenario plays its role with (None: an open server)."""
+
+    client: Path | None
+    """The senders: commands and queries."""
+    subscriber: Path | None
+    """The audit reading the events back."""
+    operator: Path | None
+    """``inmail verify``."""
+
+    @staticmethod
+    def of_server(server: EmbeddedNatsServer) -> Access:
+        """A test's own secured nats-server."""
+        return Access(server.creds("client"), server.creds("subscriber"), server.creds("operator"))
+
+    @staticmethod
+    def of_data_dir(data_dir: Path) -> Access:
+        """What ``inmail serve`` made in its data folder on first start."""
+        creds = data_dir / "creds"
+        return Access(creds / "client.creds", creds / "subscriber.creds", creds / "operator.creds")
+
+
 @asynccontextmanager
-async def clients(url: str, ledger: Ledger, connections: int = 8) -> AsyncIterator[Clients]:
+async def clients(
+    url: str, ledger: Ledger, creds: Path | None, connections: int = 8
+) -> AsyncIterator[Clients]:
     """``connections`` client connections that reconnect by themselves (through server restarts)."""
-    opened = [await connect(url, name=f"fault-client-{n}") for n in range(connections)]
+    opened = [await connect(url, name=f"fault-client-{n}", creds=creds) for n in range(connections)]
     try:
         yield Clients(opened, ledger)
     finally:

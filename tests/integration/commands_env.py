@@ -14,6 +14,7 @@ from contracts import commands as c
 from contracts.replies import CommandOk, Failure
 from contracts.types import Tier
 from eventstore import JetStreamEventStore, connect
+from inmail.natsserver import EmbeddedNatsServer
 from inmail.streams import events_stream, members_stream
 from services.contacts import ContactBook
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
@@ -66,8 +67,9 @@ def new_id(prefix: str) -> str:
 
 
 @asynccontextmanager
-async def command_env(url: str, clock: Clock = system_clock) -> AsyncIterator[Env]:
-    nc = await connect(url)
+async def command_env(server: EmbeddedNatsServer, clock: Clock = system_clock) -> AsyncIterator[Env]:
+    # As admin: the environment deletes the streams and the scheduler's bucket afterwards.
+    nc = await connect(server.url, creds=server.creds("admin"))
     store = JetStreamEventStore(nc, events_stream())
     await store.ensure_stream()
     await store.open()

@@ -14,6 +14,7 @@ from nats.aio.client import Client as NATS
 from contracts import subjects
 from eventstore import connect
 from inmail.app import InMailService, ServiceSettings, default_store_url
+from inmail.natsserver import EmbeddedNatsServer
 
 
 class Client:
@@ -56,9 +57,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-def settings_for(url: str, data_dir: Path, **overrides: Any) -> ServiceSettings:
+def settings_for(server: EmbeddedNatsServer, data_dir: Path, **overrides: Any) -> ServiceSettings:
     values: dict[str, Any] = {
-        "nats_url": url,
+        "nats_url": server.url,
+        "nats_creds": server.creds("service"),
         "store_url": default_store_url(data_dir),
         "trust_client_time": True,
         "scheduler": False,
@@ -78,8 +80,8 @@ async def running_service(settings: ServiceSettings) -> AsyncIterator[InMailServ
 
 
 @asynccontextmanager
-async def client_for(url: str) -> AsyncIterator[Client]:
-    nc = await connect(url, name="test-client")
+async def client_for(server: EmbeddedNatsServer, role: str = "client") -> AsyncIterator[Client]:
+    nc = await connect(server.url, name=f"test-{role}", creds=server.creds(role))
     try:
         yield Client(nc)
     finally:

@@ -212,6 +212,16 @@ def test_quick_growth_reports_sizes_big_member_and_memory(tmp_path: Path) -> Non
         assert re.search(rf"{setting}: p99 latency at 1 in flight, .* \d+\.\d\dx", stdout)
 
 
+def test_quick_auth_reports_sendinmail_with_and_without_authentication(tmp_path: Path) -> None:
+    report, _ = run_quick("bench.auth", tmp_path)
+    rows = table_rows(report, "")
+    levels = [row for row in rows if row and row[0].isdigit()]
+    assert [int(row[0]) for row in levels] == [1, 16, 64]
+    for row in levels:
+        on, off = number(row[1]), number(row[2])
+        assert on > 0 and off > 0
+        assert ratio_of(row[3]) == pytest.approx(on / off, rel=0.02, abs=0.011)
+
 def test_quick_client_compares_the_library_with_a_bare_request(tmp_path: Path) -> None:
     report, stdout = run_quick("bench.client", tmp_path)
     for section in settings_of(report).values():
@@ -230,3 +240,4 @@ def test_quick_client_compares_the_library_with_a_bare_request(tmp_path: Path) -
                 r"[+-]\d+ µs client CPU per send \((meets|MISSES) the 0.9x target\)",
                 stdout,
             )
+

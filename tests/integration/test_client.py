@@ -14,13 +14,14 @@ from contracts.events import InMailSent, MemberRegistered
 from contracts.types import month_of
 from inmail.app import InMailService
 from inmail.client import Delivery, InMailClient, InMailError
-from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer
+from tests.conftest import secured_server
 from tests.integration.service_env import client_for, new_id, running_service, settings_for
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
-    nats = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path_factory.mktemp("client-nats"), port=0))
+    nats = secured_server(tmp_path_factory.mktemp("client-nats"), durable=False)
     nats.start()
     yield nats
     nats.stop()
@@ -28,10 +29,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsSer
 
 @pytest.fixture
 async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[InMailService]:
-    async with running_service(settings_for(server.url, tmp_path)) as svc:
+    async with running_service(settings_for(server, tmp_path)) as svc:
         yield svc
     # Each test starts from empty streams.
-    async with client_for(server.url) as cleanup:
+    async with client_for(server, "admin") as cleanup:
         js = cleanup.nc.jetstream()
         for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
             await js.delete_stream(stream)
@@ -39,7 +40,14 @@ async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[I
 
 @pytest.fixture
 async def client(server: EmbeddedNatsServer, service: InMailService) -> AsyncIterator[InMailClient]:
-    async with await InMailClient.connect(server.url) as c:
+    async with await InMailClient.connect(server.url, creds=server.creds("client")) as c:
+        yield c
+
+
+@pytest.fixture
+async def subscriber(server: EmbeddedNatsServer, service: InMailService) -> AsyncIterator[InMailClient]:
+    """A billing service's client: it reads events, with the subscriber role's credentials."""
+    async with await InMailClient.connect(server.url, creds=server.creds("subscriber")) as c:
         yield c
 
 
@@ -125,13 +133,16 @@ async def test_the_blocking_client_offers_the_same_methods(
     server: EmbeddedNatsServer, service: InMailService
 ) -> None:
     def as_a_script_would() -> tuple[int, int, str]:
-        with InMailClient.connect_sync(server.url) as sync:
+        with (
+            InMailClient.connect_sync(server.url, creds=server.creds("client")) as sync,
+            InMailClient.connect_sync(server.url, creds=server.creds("subscriber")) as reader,
+        ):
             member = new_id("m")
             registered = sync.register_member(
                 member, display_name="Sync", email=f"{member}@example.com", tier="sales_navigator"
             )
             balance = sync.after(registered).credit_balance(member).balance
-            with sync.events(new_id("script"), from_seq=registered.seq) as events:
+            with reader.events(new_id("script"), from_seq=registered.seq) as events:
                 delivery = next(events)
                 delivery.ack()
             return registered.credits_left, balance, delivery.type
@@ -161,13 +172,14 @@ async def test_a_subscriber_stopped_mid_stream_resumes_with_nothing_lost_or_doub
     durable = new_id("billing")
 
     # A subscriber takes 5 events, then dies without a word: its connection is simply gone.
-    crashed = await InMailClient.connect(server.url)
+    # With the subscriber role's credentials, as a billing service runs.
+    crashed = await InMailClient.connect(server.url, creds=server.creds("subscriber"))
     first = await consume(crashed, durable, 5, ack_wait=1.0, batch=4)
     await crashed.nc.close()
     for _ in range(6):  # the world goes on meanwhile
         await register(client)
 
-    async with await InMailClient.connect(server.url) as restarted:
+    async with await InMailClient.connect(server.url, creds=server.creds("subscriber")) as restarted:
         rest = await consume(restarted, durable, 13)
 
     seqs = [d.seq for d in first + rest]
@@ -177,12 +189,14 @@ async def test_a_subscriber_stopped_mid_stream_resumes_with_nothing_lost_or_doub
     assert all(d.redelivered for d in rest if d.seq <= 8)
 
 
-async def test_a_subscriber_starts_where_asked_and_keeps_only_types_it_wants(client: InMailClient) -> None:
+async def test_a_subscriber_starts_where_asked_and_keeps_only_types_it_wants(
+    client: InMailClient, subscriber: InMailClient
+) -> None:
     alice = await register(client, "recruiter")
     bob = await register(client)
     sent = [await client.send_inmail(alice, recipient_id=bob, subject="Hi", body=f"#{n}") for n in range(3)]
 
-    taken = await consume(client, new_id("mailer"), 2, from_seq=sent[1].seq, types=[InMailSent])
+    taken = await consume(subscriber, new_id("mailer"), 2, from_seq=sent[1].seq, types=[InMailSent])
 
     assert [d.seq for d in taken] == [s.seq for s in sent[1:]]
     assert [d.type for d in taken] == ["InMailSent", "InMailSent"]
@@ -191,14 +205,16 @@ async def test_a_subscriber_starts_where_asked_and_keeps_only_types_it_wants(cli
     ]
 
 
-async def test_leaving_the_events_early_hands_unseen_events_back_at_once(client: InMailClient) -> None:
+async def test_leaving_the_events_early_hands_unseen_events_back_at_once(
+    client: InMailClient, subscriber: InMailClient
+) -> None:
     for _ in range(4):
         await register(client)
     durable = new_id("audit")
 
-    async with client.events(durable) as events:
+    async with subscriber.events(durable) as events:
         first = await anext(events)
         await first.ack()
-    again = await consume(client, durable, 3)  # well within the default 30 s ack wait
+    again = await consume(subscriber, durable, 3)  # well within the default 30 s ack wait
 
     assert [d.seq for d in [first, *again]] == [1, 2, 3, 4]

@@ -29,8 +29,15 @@ async def served(own_nats_server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIt
     """The examples written out, and the environment that points them at a running service."""
     for name, code in examples().items():
         (tmp_path / name).write_text(code)
-    async with running_service(settings_for(own_nats_server.url, tmp_path, trust_client_time=False)):
-        yield {**os.environ, "INMAIL_NATS": own_nats_server.url}
+    server = own_nats_server
+    async with running_service(settings_for(server, tmp_path, trust_client_time=False)):
+        yield {
+            **os.environ,
+            "INMAIL_NATS": server.url,
+            "INMAIL_NATS_CREDS": str(server.creds("client")),
+            # What the billing subscriber runs with, and what the test checks consumers with.
+            "SUBSCRIBER_CREDS": str(server.creds("subscriber")),
+        }
 
 
 async def start(path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -58,9 +65,9 @@ def seq_of(line: str) -> int:
     return int(line.split()[1].rstrip(":"))
 
 
-async def acknowledged(url: str, durable: str, seq: int) -> None:
+async def acknowledged(env: dict[str, str], durable: str, seq: int) -> None:
     """Wait until the consumer's acknowledgements reach ``seq`` (the example acks after printing)."""
-    nc = await connect(url)
+    nc = await connect(env["INMAIL_NATS"], creds=env["SUBSCRIBER_CREDS"])
     try:
         js = nc.jetstream()
         for _ in range(200):
@@ -90,17 +97,18 @@ async def test_the_examples_send_read_and_bill_each_charge_once(
     script = await run(tmp_path / "balance_script.py", served)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d from Alice: A role \(sent\)", script[0])
 
-    billing = await start(tmp_path / "billing_subscriber.py", served)
+    subscriber = {**served, "INMAIL_NATS_CREDS": served["SUBSCRIBER_CREDS"]}
+    billing = await start(tmp_path / "billing_subscriber.py", subscriber)
     try:
         (charged,) = await lines(billing, 1)
-        await acknowledged(served["INMAIL_NATS"], "billing", seq_of(charged))
+        await acknowledged(served, "billing", seq_of(charged))
     finally:
         await stop(billing)
     # Run again (registrations answered from their first replies), the subscriber restarted:
     # it bills the new send and nothing twice.
     again = await run(tmp_path / "sending_service.py", served)
     assert re.fullmatch(r"sent \S+: charged=True, 148 credits left", again[0])
-    billing = await start(tmp_path / "billing_subscriber.py", served)
+    billing = await start(tmp_path / "billing_subscriber.py", subscriber)
     try:
         (resumed,) = await lines(billing, 1)
         with pytest.raises(TimeoutError):

@@ -27,10 +27,14 @@ async def test_sends_retried_across_a_killed_service_each_act_exactly_once(
     url = own_nats_server.url
     store = f"sqlite:///{tmp_path / 'readmodels.db'}"
     log = tmp_path / "service.log"
-    service = ServiceProcess(url, store, projections=True, log_path=log)
+    service_creds = own_nats_server.creds("service")
+    service = ServiceProcess(url, store, projections=True, creds=service_creds, log_path=log)
     service.start()
     try:
-        async with await InMailClient.connect(url, deadline=90) as client:
+        # As admin: besides sending, the test watches the stream.
+        async with await InMailClient.connect(
+            url, creds=own_nats_server.creds("admin"), deadline=90
+        ) as client:
             sender = new_id("s")
             await client.register_member(sender, display_name="S", email="s@example.com", tier="recruiter")
             recipients = [new_id("r") for _ in range(SENDS)]
@@ -50,7 +54,7 @@ async def test_sends_retried_across_a_killed_service_each_act_exactly_once(
             os.kill(service.pid, signal.SIGKILL)
             service.stop()
             answered_before = sum(task.done() for task in sends)
-            service = ServiceProcess(url, store, projections=True, log_path=log)
+            service = ServiceProcess(url, store, projections=True, creds=service_creds, log_path=log)
             service.start()
 
             sent = await asyncio.gather(*sends)

@@ -19,7 +19,7 @@ T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def env(nats_server: EmbeddedNatsServer, clock: ShiftedClock) -> AsyncIterator[Env]:
-    async with command_env(nats_server.url, clock) as environment:
+    async with command_env(nats_server, clock) as environment:
         yield environment
 
 

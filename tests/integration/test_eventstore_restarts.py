@@ -46,7 +46,7 @@ async def own_store(
     own_nats_server: EmbeddedNatsServer,
 ) -> AsyncIterator[JetStreamEventStore]:
     """A store on the test's own (durable) server, with short timeouts so restarts stay quick."""
-    nc = await connect(own_nats_server.url)
+    nc = await connect(own_nats_server.url, creds=own_nats_server.creds("admin"))
     store = JetStreamEventStore(
         nc, StreamSpec(name="EVENTS", subjects=("events.>",)), timeout=2.0, resolve_timeout=15.0
     )

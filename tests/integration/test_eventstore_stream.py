@@ -52,7 +52,7 @@ async def test_ensure_stream_is_idempotent(event_store: JetStreamEventStore) -> 
 
 @pytest.fixture
 async def nc(nats_server: EmbeddedNatsServer) -> AsyncIterator[NATS]:
-    client = await nats.connect(nats_server.url)
+    client = await nats.connect(nats_server.url, user_credentials=str(nats_server.creds("admin")))
     yield client
     await client.close()
 

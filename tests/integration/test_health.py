@@ -21,15 +21,16 @@ STORES = {subjects.EVENTS_STREAM: "stream", subjects.MEMBERS_STREAM: "stream", B
 async def test_health_lists_every_stream_and_bucket_with_its_replicas_and_each_projection_lag(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path
 ) -> None:
-    url = own_nats_server.url
-    async with running_service(settings_for(url, tmp_path)), client_for(url) as client:
+    server = own_nats_server
+    url = server.url
+    async with running_service(settings_for(server, tmp_path)), client_for(server, "admin") as client:
         registered = await client.ok(
             "RegisterMember", member_id="h_bob", display_name="Bob", email="b@e.io", tier="free"
         )
         seq = registered["seq"]
         health = (await client.query("Health", min_seq=seq))["data"]
         out = io.StringIO()
-        code = await status(url, out=out)
+        code = await status(url, out=out, creds=server.creds("operator"))
     assert health["status"] == "ok" and health["problems"] == {}
     assert {name: d["kind"] for name, d in health["dependencies"].items()} == STORES
     for dependency in health["dependencies"].values():
@@ -47,15 +48,16 @@ async def test_health_lists_every_stream_and_bucket_with_its_replicas_and_each_p
 async def test_a_missing_stream_or_bucket_makes_health_degraded_and_status_exit_1(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path
 ) -> None:
-    url = own_nats_server.url
-    async with running_service(settings_for(url, tmp_path)), client_for(url) as client:
+    server = own_nats_server
+    url = server.url
+    async with running_service(settings_for(server, tmp_path)), client_for(server, "admin") as client:
         await client.register()
         js = client.nc.jetstream()
         await js.delete_key_value(BUCKET)
         await js.delete_stream(subjects.MEMBERS_STREAM)
         health = (await client.query("Health"))["data"]
         out = io.StringIO()
-        code = await status(url, out=out)
+        code = await status(url, out=out, creds=server.creds("operator"))
     assert health["status"] == "degraded"
     assert set(health["problems"]) == {subjects.MEMBERS_STREAM, BUCKET}
     assert health["problems"][BUCKET] == f"missing: JetStream has no bucket {BUCKET}"
@@ -68,8 +70,9 @@ async def test_a_missing_stream_or_bucket_makes_health_degraded_and_status_exit_
 async def test_without_its_event_stream_no_projection_shows_lag_0(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path
 ) -> None:
-    url = own_nats_server.url
-    async with running_service(settings_for(url, tmp_path)), client_for(url) as client:
+    server = own_nats_server
+    url = server.url
+    async with running_service(settings_for(server, tmp_path)), client_for(server, "admin") as client:
         registered = await client.ok(
             "RegisterMember", member_id="h_carol", display_name="Carol", email="c@e.io", tier="free"
         )
@@ -78,7 +81,7 @@ async def test_without_its_event_stream_no_projection_shows_lag_0(
         await client.nc.jetstream().delete_stream(subjects.EVENTS_STREAM)
         health = (await client.query("Health"))["data"]
         out = io.StringIO()
-        code = await status(url, out=out)
+        code = await status(url, out=out, creds=server.creds("operator"))
     assert health["status"] == "degraded" and subjects.EVENTS_STREAM in health["problems"]
     assert health["lag"] == {}
     lines = out.getvalue().splitlines()
@@ -94,13 +97,13 @@ async def test_without_its_event_stream_no_projection_shows_lag_0(
 async def test_an_existing_store_with_another_replica_count_is_reported_not_changed(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    url = own_nats_server.url
-    async with running_service(settings_for(url, tmp_path / "first")):
+    server = own_nats_server
+    async with running_service(settings_for(server, tmp_path / "first")):
         pass
     # The same stores, now asked for with 3 replicas (a single server cannot have them).
-    again = settings_for(url, tmp_path / "second", replicas=3)
+    again = settings_for(server, tmp_path / "second", replicas=3)
     with caplog.at_level(logging.WARNING, logger="inmail.service"):
-        async with running_service(again), client_for(url) as client:
+        async with running_service(again), client_for(server, "admin") as client:
             health = (await client.query("Health"))["data"]
             js = client.nc.jetstream()
             configured = [(await js.stream_info(s)).config.num_replicas for s in (EVENTS, f"KV_{BUCKET}")]

@@ -20,10 +20,12 @@ from tests.integration.service_env import Client, client_for, new_id, running_se
 async def test_server_restart_during_traffic_never_loses_an_acknowledged_command(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path, crash: bool
 ) -> None:
-    url = own_nats_server.url
     outcomes: dict[str, str] = {}
     ok_seqs: dict[str, int] = {}
-    async with running_service(settings_for(url, tmp_path, projections=False)), client_for(url) as client:
+    async with (
+        running_service(settings_for(own_nats_server, tmp_path, projections=False)),
+        client_for(own_nats_server) as client,
+    ):
         senders = [await client.register("sales_navigator") for _ in range(8)]
         # Open Profile recipients make every InMail free: writes keep flowing through the restart.
         recipients = [await client.register(open_profile=True) for _ in range(8)]
@@ -41,7 +43,7 @@ async def test_server_restart_during_traffic_never_loses_an_acknowledged_command
         await asyncio.to_thread(own_nats_server.restart, crash=crash)
         await asyncio.gather(*workers)
 
-    recorded = await _recorded_commands(url)
+    recorded = await _recorded_commands(own_nats_server)
     answered_ok = {cid for cid, outcome in outcomes.items() if outcome.startswith("ok:")}
     unavailable = {cid for cid, outcome in outcomes.items() if outcome == "UNAVAILABLE"}
     assert answered_ok, "no traffic got through"
@@ -63,9 +65,9 @@ async def _send(client: Client, command_id: str, sender: str, recipient: str) ->
     return str(reply["error"]["code"])
 
 
-async def _recorded_commands(url: str) -> dict[str, int]:
+async def _recorded_commands(server: EmbeddedNatsServer) -> dict[str, int]:
     """command_id -> seq of each InMailSent in the stream."""
-    nc = await connect(url)
+    nc = await connect(server.url, creds=server.creds("subscriber"))
     try:
         js = nc.jetstream()
         sub = await js.subscribe(f"{subjects.EVENTS_ROOT}.>", ordered_consumer=True)

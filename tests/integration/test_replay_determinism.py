@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from contracts import subjects
-from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer
+from tests.conftest import secured_server
 from tests.integration.service_env import Client, client_for, running_service, settings_for
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -29,7 +30,7 @@ def at(days: float) -> str:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
-    nats = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path / "nats", port=0, durable=False))
+    nats = secured_server(tmp_path / "nats", durable=False)
     nats.start()
     yield nats
     nats.stop()
@@ -222,8 +223,9 @@ async def replay_and_wait(client: Client) -> None:
 async def test_six_months_replayed_give_identical_answers_on_sqlite_and_postgresql(
     server: EmbeddedNatsServer, tmp_path: Path, postgres_url: str
 ) -> None:
-    sqlite = settings_for(server.url, tmp_path / "sqlite")
-    async with client_for(server.url) as client:
+    sqlite = settings_for(server, tmp_path / "sqlite")
+    # As admin: the script sends commands, queries and the operator's replay request.
+    async with client_for(server, "admin") as client:
         script = Script(client, f"r{uuid.uuid4().hex[:6]}_")
         async with running_service(sqlite):
             await play(script)
@@ -231,7 +233,7 @@ async def test_six_months_replayed_give_identical_answers_on_sqlite_and_postgres
             await replay_and_wait(client)
             assert await answers(client, script) == original
 
-        postgres = settings_for(server.url, tmp_path / "pg", store_url=postgres_url)
+        postgres = settings_for(server, tmp_path / "pg", store_url=postgres_url)
         async with running_service(postgres):
             assert await answers(client, script) == original
             await replay_and_wait(client)

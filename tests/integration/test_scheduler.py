@@ -25,7 +25,7 @@ MARCH = datetime(2026, 3, 1, 0, 5, tzinfo=UTC)
 
 @pytest.fixture
 async def env(nats_server: EmbeddedNatsServer) -> AsyncIterator[Env]:
-    async with command_env(nats_server.url) as environment:
+    async with command_env(nats_server) as environment:
         yield environment
         with contextlib.suppress(Exception):
             await environment.store.js.delete_key_value(BUCKET)
@@ -107,8 +107,8 @@ async def test_the_running_scheduler_remembers_the_month_it_finished(env: Env) -
 async def test_the_service_refreshes_and_stamps_commands_by_its_own_clock(
     env: Env, nats_server: EmbeddedNatsServer, tmp_path: Path, clock: ShiftedClock
 ) -> None:
-    settings = settings_for(nats_server.url, tmp_path, scheduler=True, projections=False, clock=clock)
-    async with running_service(settings), client_for(nats_server.url) as client:
+    settings = settings_for(nats_server, tmp_path, scheduler=True, projections=False, clock=clock)
+    async with running_service(settings), client_for(nats_server) as client:
         assert await done_month(env, month_of(clock()))
         before = clock()
         member_id = await client.register()

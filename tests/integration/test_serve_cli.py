@@ -71,7 +71,7 @@ def test_serve_runs_the_embedded_server_and_stops_cleanly_on_sigterm(tmp_path: P
         assert process.stdout is not None
         ready = process.stdout.readline()
         assert "ready" in ready, (ready, process.stderr.read() if process.stderr else "")
-        assert asyncio.run(_register(f"nats://127.0.0.1:{port}"))["ok"] is True
+        assert asyncio.run(_register(f"nats://127.0.0.1:{port}", tmp_path))["ok"] is True
         server_pids = _nats_server_pids(tmp_path)
         assert server_pids
         process.send_signal(signal.SIGTERM)
@@ -100,7 +100,7 @@ def test_ctrl_c_in_a_terminal_stops_serve_cleanly(tmp_path: Path) -> None:
     try:
         assert process.stdout is not None and process.stderr is not None
         assert "ready" in process.stdout.readline()
-        assert asyncio.run(_register(f"nats://127.0.0.1:{port}"))["ok"] is True
+        assert asyncio.run(_register(f"nats://127.0.0.1:{port}", tmp_path))["ok"] is True
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
         stderr = process.stderr.read()
@@ -112,8 +112,8 @@ def test_ctrl_c_in_a_terminal_stops_serve_cleanly(tmp_path: Path) -> None:
             process.wait()
 
 
-async def _register(url: str) -> dict[str, object]:
-    nc = await nats.connect(url)
+async def _register(url: str, data_dir: Path) -> dict[str, object]:
+    nc = await nats.connect(url, user_credentials=str(data_dir / "creds" / "client.creds"))
     fields = {"member_id": "alice", "display_name": "Alice", "email": "a@b.c", "tier": "free"}
     body = msgspec.json.encode({"command_id": "c1", **fields})
     try:

@@ -33,7 +33,7 @@ def test_the_lock_goes_with_a_serve_killed_with_9(tmp_path: Path) -> None:
     # Its nats-server dies with it (and holds the folder until then): a new serve takes over.
     wait_until(lambda: not any(alive(pid) for pid in servers), 15, "the orphaned nats-server ended")
     with serving(data, "--port", str(port), log_name="second.log"):
-        assert asyncio.run(_register(f"nats://127.0.0.1:{port}", "after"))["ok"] is True
+        assert asyncio.run(_register(f"nats://127.0.0.1:{port}", "after", data))["ok"] is True
 
 
 def test_serve_with_an_external_server_and_its_own_store_elsewhere_takes_no_lock(
@@ -43,11 +43,12 @@ def test_serve_with_an_external_server_and_its_own_store_elsewhere_takes_no_lock
     port = free_port()
     with serving(tmp_path / "data", "--port", str(port)):
         url = f"nats://127.0.0.1:{port}"
+        service = ("--nats", url, "--creds", str(tmp_path / "data" / "creds" / "service.creds"))
         with (
-            serving(tmp_path / "data", "--nats", url, "--role", "commands", log_name="c1.log"),
-            serving(tmp_path / "data", "--nats", url, "--role", "commands", log_name="c2.log"),
+            serving(tmp_path / "data", *service, "--role", "commands", log_name="c1.log"),
+            serving(tmp_path / "data", *service, "--role", "commands", log_name="c2.log"),
         ):
-            assert asyncio.run(_register(url, "scaled"))["ok"] is True
+            assert asyncio.run(_register(url, "scaled", tmp_path / "data"))["ok"] is True
 
 
 def test_a_killed_embedded_server_is_started_again_and_serve_answers_again(tmp_path: Path) -> None:
@@ -55,17 +56,17 @@ def test_a_killed_embedded_server_is_started_again_and_serve_answers_again(tmp_p
     port = free_port()
     url = f"nats://127.0.0.1:{port}"
     with serving(data, "--port", str(port)) as serve:
-        assert asyncio.run(_register(url, "before"))["ok"] is True
+        assert asyncio.run(_register(url, "before", data))["ok"] is True
         [server] = nats_server_pids(data)
         os.kill(server, signal.SIGKILL)
         # The contract's 10 s for the restart, a few more for the service's reconnection.
-        reply = asyncio.run(_register_within(url, "after", seconds=15))
+        reply = asyncio.run(_register_within(url, "after", data, seconds=15))
         assert reply["ok"] is True
         assert nats_server_pids(data) not in ([], [server])
         log = serve.log()
         assert "was killed by SIGKILL; starting it again on port" in log, log
         assert "running again" in log
-        again = asyncio.run(_register(url, "before"))
+        again = asyncio.run(_register(url, "before", data))
         assert again["ok"] is True, "the first registration was lost in the crash"
 
 
@@ -85,8 +86,9 @@ def test_serve_gives_up_with_one_line_when_its_server_keeps_dying(tmp_path: Path
     assert "3 restarts" in last and "giving up" in last
 
 
-async def _register(url: str, member_id: str) -> dict[str, object]:
-    nc = await nats.connect(url)
+async def _register(url: str, member_id: str, data: Path) -> dict[str, object]:
+    # With the client credentials serve made in its data folder, as another service would.
+    nc = await nats.connect(url, user_credentials=str(data / "creds" / "client.creds"))
     fields = {"member_id": member_id, "display_name": "Alice", "email": "a@b.c", "tier": "free"}
     body = msgspec.json.encode({"command_id": f"register-{member_id}", **fields})
     try:
@@ -98,12 +100,12 @@ async def _register(url: str, member_id: str) -> dict[str, object]:
     return reply
 
 
-async def _register_within(url: str, member_id: str, seconds: float) -> dict[str, object]:
+async def _register_within(url: str, member_id: str, data: Path, seconds: float) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while True:
         try:
-            return await _register(url, member_id)
+            return await _register(url, member_id, data)
         except Exception:
             if loop.time() > deadline:
                 raise

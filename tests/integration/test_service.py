@@ -11,20 +11,22 @@ from typing import Any
 
 import msgspec
 import pytest
+from nats.js import JetStreamContext
 
 from contracts import subjects
 from contracts.commands import COMMANDS
 from contracts.replies import REPLY_DATA
 from contracts.types import month_of
 from inmail.app import InMailService
-from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer
+from tests.conftest import secured_server
 from tests.integration.clock import ShiftedClock, at_any_time
 from tests.integration.service_env import Client, client_for, new_id, running_service, settings_for
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
-    nats = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path_factory.mktemp("svc-nats"), port=0))
+    nats = secured_server(tmp_path_factory.mktemp("svc-nats"))
     nats.start()
     yield nats
     nats.stop()
@@ -34,10 +36,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsSer
 async def service(
     server: EmbeddedNatsServer, tmp_path: Path, clock: ShiftedClock
 ) -> AsyncIterator[InMailService]:
-    async with running_service(settings_for(server.url, tmp_path, clock=clock)) as svc:
+    async with running_service(settings_for(server, tmp_path, clock=clock)) as svc:
         yield svc
     # Each test starts from empty streams.
-    async with client_for(server.url) as cleanup:
+    async with client_for(server, "admin") as cleanup:
         js = cleanup.nc.jetstream()
         for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
             await js.delete_stream(stream)
@@ -45,7 +47,7 @@ async def service(
 
 @pytest.fixture
 async def client(server: EmbeddedNatsServer, service: InMailService) -> AsyncIterator[Client]:
-    async with client_for(server.url) as c:
+    async with client_for(server) as c:
         yield c
 
 
@@ -99,7 +101,9 @@ async def test_every_command_answers_with_the_contract_envelope(client: Client, 
         msgspec.convert(data, REPLY_DATA[command])
 
 
-async def test_refusals_carry_the_contract_error_codes_and_write_nothing(client: Client) -> None:
+async def test_refusals_carry_the_contract_error_codes_and_write_nothing(
+    server: EmbeddedNatsServer, client: Client
+) -> None:
     free = await client.register("free")
     paid = await client.register()
     opted_out = await client.register(inmail_opt_out=True)
@@ -122,7 +126,7 @@ async def test_refusals_carry_the_contract_error_codes_and_write_nothing(client:
         ),
         "INVALID_COMMAND": ("SendInMail", {"sender_id": "bad id!", "recipient_id": paid}),
     }
-    async with client_for(str(client.nc.connected_url.geturl() if client.nc.connected_url else "")) as other:
+    async with client_for(server, "admin") as other:
         js = other.nc.jetstream()
         before = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
         for code, (name, fields) in cases.items():
@@ -157,7 +161,7 @@ async def test_the_same_command_id_returns_the_original_reply_across_a_restart(
     fields = {"command_id": new_id("once"), "sender_id": sender, "recipient_id": recipient}
     original = await client.ok("SendInMail", subject="Hi", body="Role", **fields)
     await service.stop()
-    async with running_service(settings_for(server.url, tmp_path / "second")):
+    async with running_service(settings_for(server, tmp_path / "second")):
         repeated = await client.ok("SendInMail", subject="Hi", body="Role", **fields)
     await service.start()
     assert repeated == original
@@ -226,7 +230,7 @@ async def test_two_service_instances_share_the_work_and_stay_correct(
 ) -> None:
     sender = await client.register("premium_business")
     recipients = [await client.register() for _ in range(20)]
-    async with running_service(settings_for(server.url, tmp_path / "second", projections=False)):
+    async with running_service(settings_for(server, tmp_path / "second", projections=False)):
         replies = await asyncio.gather(
             *(
                 client.command("SendInMail", sender_id=sender, recipient_id=r, subject="Hi", body="Role")
@@ -323,9 +327,17 @@ async def test_no_query_answer_carries_an_email(client: Client) -> None:
     assert any(sender in str(answer) for answer in answers)
 
 
-async def test_commands_answer_unavailable_when_the_event_stream_cannot_be_reached(client: Client) -> None:
+async def test_commands_answer_unavailable_when_the_event_stream_cannot_be_reached(
+    server: EmbeddedNatsServer, client: Client
+) -> None:
     sender, recipient = await client.register(), await client.register()
-    js = client.nc.jetstream()
+    async with client_for(server, "admin") as admin:
+        await _commands_without_the_stream(client, admin.nc.jetstream(), sender, recipient)
+
+
+async def _commands_without_the_stream(
+    client: Client, js: JetStreamContext, sender: str, recipient: str
+) -> None:
     config = (await js.stream_info(subjects.EVENTS_STREAM)).config
     # Without the stream, reads and appends get "no responders": nothing can be recorded.
     await js.delete_stream(subjects.EVENTS_STREAM)

@@ -19,9 +19,10 @@ from inmail.natsserver import EmbeddedNatsServer
 from tests.integration.service_env import Client, client_for, new_id
 
 
-def start_service(url: str, data_dir: Path) -> subprocess.Popen[str]:
+def start_service(server: EmbeddedNatsServer, data_dir: Path) -> subprocess.Popen[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "inmail.cli", "serve", "--nats", url, "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "inmail.cli", "serve", "--nats", server.url, "--data-dir", str(data_dir)]
+    command += ["--creds", str(server.creds("service"))]
     with (data_dir / "service.log").open("w") as log:
         process = subprocess.Popen(
             [*command, "--trust-client-time"], stdout=subprocess.PIPE, stderr=log, text=True
@@ -48,10 +49,9 @@ async def until_answered(client: Client, name: str, fields: dict[str, Any]) -> d
 async def test_killing_the_service_between_any_two_steps_never_loses_or_doubles_a_refund(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path
 ) -> None:
-    url = own_nats_server.url
-    service = start_service(url, tmp_path / "first")
+    service = start_service(own_nats_server, tmp_path / "first")
     try:
-        async with client_for(url) as client:
+        async with client_for(own_nats_server) as client:
             sender = await client.register("recruiter")
             recipients = [await client.register() for _ in range(40)]
             inmails = [
@@ -77,7 +77,7 @@ async def test_killing_the_service_between_any_two_steps_never_loses_or_doubles_
             outcomes = await asyncio.gather(*in_flight, return_exceptions=True)
             assert any(isinstance(o, Exception) for o in outcomes), "the kill came too late to matter"
 
-            service = start_service(url, tmp_path / "second")
+            service = start_service(own_nats_server, tmp_path / "second")
             answers = [await until_answered(client, name, fields) for name, fields in responses]
             for answer in answers:
                 assert answer["ok"] or answer["error"]["code"] == "ALREADY_RESPONDED", answer
@@ -91,7 +91,7 @@ async def test_killing_the_service_between_any_two_steps_never_loses_or_doubles_
         service.kill()
         service.wait()
 
-    async with client_for(url) as reader:
+    async with client_for(own_nats_server, "subscriber") as reader:
         events = await _events_of(reader, sender)
     refunds = Counter(e["inmail_id"] for e in events if e["type"] == "CreditRefunded")
     assert sorted(refunds) == sorted(inmails) and set(refunds.values()) == {1}

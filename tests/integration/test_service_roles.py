@@ -11,17 +11,17 @@ import pytest
 from nats.errors import NoRespondersError
 
 from inmail.app import InMailService
-from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer
+from tests.conftest import secured_server
 from tests.integration.service_env import client_for, running_service, settings_for
 
 
 async def test_a_commands_service_and_a_read_service_together_answer_everything(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path
 ) -> None:
-    url = own_nats_server.url
-    commands = settings_for(url, tmp_path / "commands", projections=False)
-    read = settings_for(url, tmp_path / "read", commands=False)
-    async with client_for(url) as client:
+    commands = settings_for(own_nats_server, tmp_path / "commands", projections=False)
+    read = settings_for(own_nats_server, tmp_path / "read", commands=False)
+    async with client_for(own_nats_server) as client:
         async with running_service(commands) as writer:
             assert writer.projections is None and writer.queries is None
             with pytest.raises(NoRespondersError):
@@ -52,7 +52,7 @@ async def test_a_service_with_neither_role_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match="nothing"):
         async with running_service(
-            settings_for(own_nats_server.url, tmp_path, commands=False, projections=False)
+            settings_for(own_nats_server, tmp_path, commands=False, projections=False)
         ):
             pass
 
@@ -66,10 +66,10 @@ def test_serve_help_lists_the_roles() -> None:
 
 
 async def test_stopping_after_the_server_is_gone_finishes_without_error(tmp_path: Path) -> None:
-    server = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path / "nats", port=0))
+    server = secured_server(tmp_path / "nats")
     server.start()
     try:
-        service = InMailService(settings_for(server.url, tmp_path))
+        service = InMailService(settings_for(server, tmp_path))
         await service.start()
     finally:
         server.stop()

@@ -12,8 +12,9 @@ import pytest
 
 from contracts import subjects
 from inmail.app import InMailService
-from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer
 from inmail.simulator import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
+from tests.conftest import secured_server
 from tests.integration.clock import ShiftedClock, at_any_time
 from tests.integration.service_env import client_for, running_service, settings_for
 
@@ -23,16 +24,14 @@ INMAIL = [sys.executable, "-m", "inmail.cli"]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
     # Not durable: these tests are about traffic, and fsync on every write only slows them.
-    nats = EmbeddedNatsServer(
-        NatsServerSettings(data_dir=tmp_path_factory.mktemp("sim-nats"), port=0, durable=False)
-    )
+    nats = secured_server(tmp_path_factory.mktemp("sim-nats"), durable=False)
     nats.start()
     yield nats
     nats.stop()
 
 
-async def _delete_streams(url: str) -> None:
-    async with client_for(url) as cleanup:
+async def _delete_streams(server: EmbeddedNatsServer) -> None:
+    async with client_for(server, "admin") as cleanup:
         js = cleanup.nc.jetstream()
         for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
             await js.delete_stream(stream)
@@ -40,23 +39,23 @@ async def _delete_streams(url: str) -> None:
 
 @pytest.fixture
 async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[InMailService]:
-    async with running_service(settings_for(server.url, tmp_path, trust_client_time=True)) as svc:
+    async with running_service(settings_for(server, tmp_path, trust_client_time=True)) as svc:
         yield svc
-    await _delete_streams(server.url)
+    await _delete_streams(server)
 
 
 @pytest.fixture
 async def untrusting_service(
     server: EmbeddedNatsServer, tmp_path: Path, clock: ShiftedClock
 ) -> AsyncIterator[InMailService]:
-    settings = settings_for(server.url, tmp_path, trust_client_time=False, clock=clock)
+    settings = settings_for(server, tmp_path, trust_client_time=False, clock=clock)
     async with running_service(settings) as svc:
         yield svc
-    await _delete_streams(server.url)
+    await _delete_streams(server)
 
 
-async def _stream_last_seq(url: str) -> int:
-    async with client_for(url) as client:
+async def _stream_last_seq(server: EmbeddedNatsServer) -> int:
+    async with client_for(server, "admin") as client:
         info = await client.nc.jetstream().stream_info(subjects.EVENTS_STREAM)
         return int(info.state.last_seq)
 
@@ -64,7 +63,11 @@ async def _stream_last_seq(url: str) -> int:
 async def test_a_small_simulation_keeps_to_the_rules_and_writes_events(
     server: EmbeddedNatsServer, service: InMailService
 ) -> None:
-    summary = await simulate(server.url, SimulationOptions(members=40, months=3, start="2025-01", seed=3))
+    summary = await simulate(
+        server.url,
+        SimulationOptions(members=40, months=3, start="2025-01", seed=3),
+        creds=server.creds("client"),
+    )
 
     assert set(summary.refusals) <= EXPECTED_REFUSALS, summary.refusals
     for command in (
@@ -84,15 +87,19 @@ async def test_a_small_simulation_keeps_to_the_rules_and_writes_events(
     assert summary.commands["RefreshCredits"] >= 2 * 30
     # Refunds are events of their own, on top of one event per command that succeeded.
     assert summary.events_written > summary.commands_total - summary.refusals_total
-    assert summary.last_seq == await _stream_last_seq(server.url)
+    assert summary.last_seq == await _stream_last_seq(server)
 
 
 async def test_the_read_models_agree_with_what_the_simulation_did(
     server: EmbeddedNatsServer, service: InMailService
 ) -> None:
-    summary = await simulate(server.url, SimulationOptions(members=40, months=2, start="2025-09", seed=5))
+    summary = await simulate(
+        server.url,
+        SimulationOptions(members=40, months=2, start="2025-09", seed=5),
+        creds=server.creds("client"),
+    )
 
-    async with client_for(server.url) as client:
+    async with client_for(server) as client:
         for template_id, count in summary.templates.items():
             answer = await client.query("ResponseStats", template_id=template_id, min_seq=summary.last_seq)
             assert answer["ok"] is True, answer
@@ -106,11 +113,11 @@ async def test_the_same_seed_gives_the_same_traffic_and_outcomes(
     def options(prefix: str, seed: int = 11) -> SimulationOptions:
         return SimulationOptions(members=40, months=2, start="2025-06", seed=seed, id_prefix=prefix)
 
-    first = await simulate(server.url, options("first"))
+    first = await simulate(server.url, options("first"), creds=server.creds("client"))
     # A connection of one's own, fewer requests in flight: replies interleave differently.
-    async with client_for(server.url) as client:
+    async with client_for(server) as client:
         second = await simulate(client.nc, replace(options("second"), concurrency=7))
-    other_seed = await simulate(server.url, options("third", seed=12))
+    other_seed = await simulate(server.url, options("third", seed=12), creds=server.creds("client"))
 
     assert first.counts() == second.counts()
     assert first.counts() != other_seed.counts()
@@ -122,7 +129,7 @@ async def test_response_rates_land_near_the_rates_users_quote(
     # A fixed start: the traffic a seed makes depends on the months' lengths, so a start
     # relative to today would test other traffic each month.
     options = SimulationOptions(members=150, months=4, start="2025-12", seed=2)
-    summary: Summary = await simulate(server.url, options)
+    summary: Summary = await simulate(server.url, options, creds=server.creds("client"))
 
     generic = summary.segment("generic")
     personalised = summary.segment("personalised")
@@ -144,13 +151,15 @@ async def test_a_service_that_ignores_client_time_is_refused_with_one_line(
     # The simulations start a year before the simulator's clock, not the service's: their
     # probe must tell an untrusting service apart whether its clock is behind or ahead.
     with pytest.raises(SimulationError, match="--trust-client-time"):
-        await simulate(server.url, SimulationOptions(members=10, months=1))
+        await simulate(server.url, SimulationOptions(members=10, months=1), creds=server.creds("client"))
 
     process = await asyncio.create_subprocess_exec(
         *INMAIL,
         "simulate",
         "--nats",
         server.url,
+        "--creds",
+        str(server.creds("client")),
         "--members",
         "10",
         "--no-progress",
@@ -162,7 +171,7 @@ async def test_a_service_that_ignores_client_time_is_refused_with_one_line(
     assert process.returncode == 1 and not stdout
     assert len(lines) == 1 and "--trust-client-time" in lines[0], lines
     # Only the two probes' registrations were written: the refused runs sent no traffic.
-    assert await _stream_last_seq(server.url) == 2
+    assert await _stream_last_seq(server) == 2
 
 
 async def test_simulate_help_exits_zero() -> None:

@@ -17,8 +17,9 @@ def _serve_options(args: list[str], env: dict[str, str], monkeypatch: pytest.Mon
         monkeypatch.setenv(name, value)
     with serve_command.make_context("serve", args) as ctx:
         params = dict(ctx.params)
+        typed = ctx.get_parameter_source("creds") is click.core.ParameterSource.COMMANDLINE
     params.pop("log_level")
-    return ServeOptions(**params)
+    return ServeOptions(**params, creds_from_command_line=typed)
 
 
 def test_every_serve_flag_has_its_inmail_variable() -> None:
@@ -26,7 +27,8 @@ def test_every_serve_flag_has_its_inmail_variable() -> None:
         if not isinstance(param, click.Option) or param.name == "help":
             continue
         flag = next(opt for opt in param.opts if opt.startswith("--"))
-        assert param.envvar == "INMAIL_" + flag[2:].upper().replace("-", "_"), flag
+        names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or [])
+        assert "INMAIL_" + flag[2:].upper().replace("-", "_") in names, flag
         assert param.show_envvar, flag
 
 
@@ -41,12 +43,16 @@ def test_variables_configure_serve_and_a_flag_wins(monkeypatch: pytest.MonkeyPat
         "INMAIL_REPLICAS": "3",
         "INMAIL_MAX_IN_FLIGHT": "64",
         "INMAIL_ROLE": "read",
+        "INMAIL_INSECURE": "0",
     }
     options = _serve_options([], env, monkeypatch)
     assert options == ServeOptions(
         nats_url="nats://nats.example:4222",
         port=4333,
         data_dir=Path("/srv/inmail"),
+        insecure=False,
+        creds=None,
+        creds_from_command_line=False,
         store="postgresql://db/inmail",
         trust_client_time=True,
         relaxed_fsync=True,
@@ -82,10 +88,14 @@ def test_help_shows_each_flag_with_its_variable() -> None:
         assert name in text
 
 
-def test_every_command_reads_inmail_nats() -> None:
+def test_every_command_reads_inmail_nats_and_inmail_nats_creds() -> None:
     for name, command in cli.commands.items():
+        if isinstance(command, click.Group):
+            continue
         nats = [p for p in command.params if p.name == "nats_url"]
         assert nats and nats[0].envvar == "INMAIL_NATS", name
+        creds = [p for p in command.params if p.name == "creds"]
+        assert creds and "INMAIL_NATS_CREDS" in (creds[0].envvar or []), name
 
 
 def test_a_bad_argument_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

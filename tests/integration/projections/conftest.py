@@ -17,25 +17,28 @@ import pytest
 
 from contracts import subjects
 from eventstore import JetStreamEventStore, StreamSpec, connect
-from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.natsserver import EmbeddedNatsServer
+from tests.conftest import secured_server
+from tests.integration.projections.support import SERVICE_CREDS
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="package")
 def private_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
-    server = EmbeddedNatsServer(
-        NatsServerSettings(data_dir=tmp_path_factory.mktemp("nats-projections"), port=0, durable=False)
-    )
+    server = secured_server(tmp_path_factory.mktemp("nats-projections"), durable=False)
     server.start()
+    # The query handlers of `support.running` answer as the service does, with its credentials.
+    SERVICE_CREDS[0] = server.creds("service")
     yield server
+    SERVICE_CREDS[0] = None
     server.stop()
 
 
 @pytest.fixture
 async def store(private_nats: EmbeddedNatsServer) -> AsyncIterator[JetStreamEventStore]:
-    """The events stream, fresh for each test."""
-    nc = await connect(private_nats.url)
+    """The events stream, fresh for each test (as admin: tests write events and delete the stream)."""
+    nc = await connect(private_nats.url, creds=private_nats.creds("admin"))
     events = JetStreamEventStore(
         nc, StreamSpec(name=subjects.EVENTS_STREAM, subjects=(subjects.EVENTS_ALL,), storage="memory")
     )

@@ -1,6 +1,6 @@
 """A projection runner in a process of its own, for the kill -9 test: prints its positions as it goes.
 
-Usage: python -m tests.integration.projections.rebuild_worker NATS_URL STORE_URL
+Usage: python -m tests.integration.projections.rebuild_worker NATS_URL CREDS STORE_URL
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from projections.runner import Projections
 from tests.integration.projections.support import SlowCredits, catalogue_with
 
 
-async def main(nats_url: str, store_url: str) -> None:
-    nc = await connect(nats_url)
+async def main(nats_url: str, creds: str, store_url: str) -> None:
+    nc = await connect(nats_url, creds=creds)
     store = JetStreamEventStore(nc, StreamSpec(name=subjects.EVENTS_STREAM, subjects=(subjects.EVENTS_ALL,)))
     # On a thread, so that killing this process kills the transaction in hand.
     projections = Projections(
@@ -29,4 +29,4 @@ async def main(nats_url: str, store_url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -25,6 +26,10 @@ CATCH_UP = 30.0
 """A liveness bound, not a timing assertion: how long a test waits for projections to catch up."""
 
 
+SERVICE_CREDS: list[Path | None] = [None]
+"""The service role's credentials on the package's nats-server (set by its fixture)."""
+
+
 @asynccontextmanager
 async def running(
     store: JetStreamEventStore, url: str, **options: Any
@@ -34,7 +39,7 @@ async def running(
     service = QueryService(projections, store)
     server = store.nc.connected_url
     assert server is not None
-    broker = build_query_broker(server.geturl(), service)
+    broker = build_query_broker(server.geturl(), service, creds=SERVICE_CREDS[0])
     await broker.start()
     try:
         await wait_until_answering(store.nc, LAST_SUBSCRIBED)

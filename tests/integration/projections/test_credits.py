@@ -25,12 +25,23 @@ async def test_ledger_names_the_inmail_and_the_response_that_earned_each_refund(
         ledger = await data(service, "CreditLedger", member_id="alice")
 
     assert balance == {
-        "member_id": "alice", "tier": "premium_business", "balance": 13, "monthly_allotment": 15,
-        "cap": 45, "granted": 15, "spent": 3, "refunded": 1, "forfeited": 0,
+        "member_id": "alice",
+        "tier": "premium_business",
+        "balance": 13,
+        "monthly_allotment": 15,
+        "cap": 45,
+        "granted": 15,
+        "spent": 3,
+        "refunded": 1,
+        "forfeited": 0,
     }
     entries = ledger["entries"]
     assert [(e["reason"], e["delta"], e["balance_after"]) for e in entries] == [
-        ("refund", 1, 13), ("send", -1, 12), ("send", -1, 13), ("send", -1, 14), ("refresh", 15, 15)
+        ("refund", 1, 13),
+        ("send", -1, 12),
+        ("send", -1, 13),
+        ("send", -1, 14),
+        ("refresh", 15, 15),
     ]
     assert entries[0]["inmail_id"] == mails[0].inmail_id
     assert entries[0]["response_event_id"] == reply.event_id == refund.response_event_id
@@ -63,7 +74,7 @@ async def test_refresh_cap_and_tier_changes_move_credits_and_balance_at_answers_
         before_registration = await ask(service, "CreditBalance", member_id="alice", at=T0 - DAY)
         unknown = await ask(service, "CreditBalance", member_id="nobody")
         unknown_ledger = await ask(service, "CreditLedger", member_id="nobody")
-        inbox_cursor = (await data(service, "Inbox", member_id="bob", box="received", limit=1))
+        inbox_cursor = await data(service, "Inbox", member_id="bob", box="received", limit=1)
         wrong_cursor = await ask(service, "CreditLedger", member_id="alice", before="aW5ib3g6MTox")
 
     assert [(e["reason"], e["delta"], e["balance_after"]) for e in ledger] == [
@@ -78,15 +89,29 @@ async def test_refresh_cap_and_tier_changes_move_credits_and_balance_at_answers_
         ("refresh", 5, 5),
     ]
     assert now == {
-        "member_id": "alice", "tier": "free", "balance": 0, "monthly_allotment": 0, "cap": 0,
-        "granted": 70, "spent": 1, "refunded": 0, "forfeited": 69,
+        "member_id": "alice",
+        "tier": "free",
+        "balance": 0,
+        "monthly_allotment": 0,
+        "cap": 0,
+        "granted": 70,
+        "spent": 1,
+        "refunded": 0,
+        "forfeited": 69,
     }
     assert (then[0]["balance"], then[0]["tier"]) == (5, "premium_career")
     assert (then[45]["balance"], then[45]["granted"]) == (10, 10)
     assert (then[90.5]["balance"], then[90.5]["forfeited"]) == (15, 5)
     assert then[92.5] == {
-        "member_id": "alice", "tier": "sales_navigator", "balance": 50, "monthly_allotment": 50,
-        "cap": 150, "granted": 70, "spent": 1, "refunded": 0, "forfeited": 19,
+        "member_id": "alice",
+        "tier": "sales_navigator",
+        "balance": 50,
+        "monthly_allotment": 50,
+        "cap": 150,
+        "granted": 70,
+        "spent": 1,
+        "refunded": 0,
+        "forfeited": 19,
     }
     assert before_registration["error"]["code"] == "UNKNOWN_MEMBER"
     assert unknown["error"]["code"] == unknown_ledger["error"]["code"] == "UNKNOWN_MEMBER"

@@ -60,7 +60,10 @@ async def test_inbox_shows_each_inmail_with_names_status_and_times(
     assert [item["inmail_id"] for item in sent["items"]] == [free.inmail_id, first.inmail_id]
     newest = sent["items"][0]
     assert (newest["charged"], newest["free_reason"], newest["status"], newest["recipient_name"]) == (
-        False, "open_profile", "sent", "Carol Open"
+        False,
+        "open_profile",
+        "sent",
+        "Carol Open",
     )
     assert "email" not in str(received) + str(sent)
 

@@ -30,7 +30,7 @@ async def test_status_shows_the_stream_and_each_projection_with_its_lag(
     async with running(store, sqlite_url) as (projections, _service):
         await caught_up(projections, world.last_seq)
         out = io.StringIO()
-        code = await status(private_nats.url, out=out)
+        code = await status(private_nats.url, out=out, creds=private_nats.creds("operator"))
     lines = out.getvalue().splitlines()
     assert code == 0
     assert lines[0].startswith(f"stream INMAIL_EVENTS: {world.last_seq} events, ")
@@ -42,7 +42,9 @@ async def test_status_shows_the_stream_and_each_projection_with_its_lag(
 
 
 async def test_replay_rebuilds_through_the_running_service_with_the_same_answers(
-    store: JetStreamEventStore, sqlite_url: str, private_nats: EmbeddedNatsServer,
+    store: JetStreamEventStore,
+    sqlite_url: str,
+    private_nats: EmbeddedNatsServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     world = World(store)
@@ -50,10 +52,12 @@ async def test_replay_rebuilds_through_the_running_service_with_the_same_answers
     async with running(store, sqlite_url) as (projections, service):
         await caught_up(projections, world.last_seq)
         before = await everything(service, world.members, TIMES)
-        code = await replay(private_nats.url, None, 1, progress=True)
+        code = await replay(private_nats.url, None, 1, progress=True, creds=private_nats.creds("operator"))
         assert code == 0
         assert projections.positions() == dict.fromkeys(projections.names, world.last_seq)
-        code = await replay(private_nats.url, ["credits"], 1, progress=False)
+        code = await replay(
+            private_nats.url, ["credits"], 1, progress=False, creds=private_nats.creds("operator")
+        )
         after = await everything(service, world.members, TIMES)
     out = capsys.readouterr().out.splitlines()
     assert out == [
@@ -70,9 +74,9 @@ async def test_replay_names_what_is_wrong_in_one_line(
 ) -> None:
     async with running(store, sqlite_url):
         with pytest.raises(OperatorError, match="answered INVALID_QUERY: names: unknown projection inbx"):
-            await replay(private_nats.url, ["inbx"], 1, progress=False)
+            await replay(private_nats.url, ["inbx"], 1, progress=False, creds=private_nats.creds("operator"))
         with pytest.raises(OperatorError, match="--from-seq must be 1 or more"):
-            await replay(private_nats.url, None, 0, progress=False)
+            await replay(private_nats.url, None, 0, progress=False, creds=private_nats.creds("operator"))
 
 
 async def test_verify_agrees_with_healthy_read_models_and_lists_every_tampered_value(
@@ -83,7 +87,7 @@ async def test_verify_agrees_with_healthy_read_models_and_lists_every_tampered_v
     async with running(store, sqlite_url) as (projections, _service):
         await caught_up(projections, world.last_seq)
         out = io.StringIO()
-        assert await verify(private_nats.url, out=out) == 0
+        assert await verify(private_nats.url, out=out, creds=private_nats.creds("operator")) == 0
         assert out.getvalue() == "0 differences\n"
 
         member = world.members[1]
@@ -92,8 +96,8 @@ async def test_verify_agrees_with_healthy_read_models_and_lists_every_tampered_v
             db.execute("UPDATE credit_balances SET balance = balance + 2 WHERE member_id = ?", (member,))
             db.execute("UPDATE response_stats SET replied = 0 WHERE sender_id = ?", (sender,))
         out = io.StringIO()
-        assert await verify(private_nats.url, out=out) == 1
-        found = await differences(private_nats.url)
+        assert await verify(private_nats.url, out=out, creds=private_nats.creds("operator")) == 1
+        found = await differences(private_nats.url, creds=private_nats.creds("operator"))
     report = out.getvalue().splitlines()
     assert report[-1] == f"{len(found)} differences" and len(report) == len(found) + 1
     [balance] = [d for d in found if d.what == f"member {member}"]
@@ -123,9 +127,9 @@ async def test_events_prints_json_lines_and_picks_a_members_events(
     await world.reply(sent.inmail_id, at=T0 + 2 * DAY)
 
     everything_out, bob_out, later_out = io.StringIO(), io.StringIO(), io.StringIO()
-    await events(private_nats.url, out=everything_out)
-    await events(private_nats.url, "bob", out=bob_out)
-    await events(private_nats.url, None, 4, out=later_out)
+    await events(private_nats.url, out=everything_out, creds=private_nats.creds("operator"))
+    await events(private_nats.url, "bob", out=bob_out, creds=private_nats.creds("operator"))
+    await events(private_nats.url, None, 4, out=later_out, creds=private_nats.creds("operator"))
 
     lines = [msgspec.json.decode(line) for line in everything_out.getvalue().splitlines()]
     assert [line["seq"] for line in lines] == list(range(1, world.last_seq + 1))
@@ -145,7 +149,9 @@ async def test_events_follow_keeps_printing_new_events(
     world = World(store)
     await world.register("alice")
     out = io.StringIO()
-    following = asyncio.create_task(events(private_nats.url, follow=True, out=out))
+    following = asyncio.create_task(
+        events(private_nats.url, follow=True, out=out, creds=private_nats.creds("operator"))
+    )
     try:
         await world.register("bob")
         for _ in range(200):
@@ -172,10 +178,10 @@ async def test_operator_mistakes_and_missing_servers_are_one_line_errors(
             await call
         assert "\n" not in str(raised.value)
     with pytest.raises(OperatorError, match="is not a member id"):
-        await events(private_nats.url, "not a member")
+        await events(private_nats.url, "not a member", creds=private_nats.creds("operator"))
     # No service running: status still shows the stream, says so, and exits 1.
     out = io.StringIO()
-    assert await status(private_nats.url, out=out) == 1
+    assert await status(private_nats.url, out=out, creds=private_nats.creds("operator")) == 1
     assert "service: not answering (no InMail service answers on inmail.query.Health" in out.getvalue()
     with pytest.raises(OperatorError, match=r"no InMail service answers on inmail\.admin\.Replay"):
-        await replay(private_nats.url, None, 1, progress=False)
+        await replay(private_nats.url, None, 1, progress=False, creds=private_nats.creds("operator"))

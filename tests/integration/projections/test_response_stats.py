@@ -7,8 +7,17 @@ from tests.integration.projections.support import caught_up, data, running
 from tests.integration.projections.world import DAY, T0, World
 
 NOTHING = {
-    "sent": 0, "charged": 0, "read": 0, "replied": 0, "declined": 0, "responded": 0,
-    "responded_30d": 0, "refunded": 0, "response_rate": 0.0, "response_rate_30d": 0.0, "read_rate": 0.0,
+    "sent": 0,
+    "charged": 0,
+    "read": 0,
+    "replied": 0,
+    "declined": 0,
+    "responded": 0,
+    "responded_30d": 0,
+    "refunded": 0,
+    "response_rate": 0.0,
+    "response_rate_30d": 0.0,
+    "read_rate": 0.0,
 }
 
 
@@ -41,13 +50,29 @@ async def test_responses_count_once_per_inmail_and_the_30_day_window_uses_the_fi
         carol = await data(service, "ResponseStats", sender_id="carol")
 
     assert everyone == {
-        "sent": 5, "charged": 4, "read": 2, "replied": 3, "declined": 2, "responded": 4,
-        "responded_30d": 2, "refunded": 2, "response_rate": 0.8, "response_rate_30d": 0.4,
+        "sent": 5,
+        "charged": 4,
+        "read": 2,
+        "replied": 3,
+        "declined": 2,
+        "responded": 4,
+        "responded_30d": 2,
+        "refunded": 2,
+        "response_rate": 0.8,
+        "response_rate_30d": 0.4,
         "read_rate": 0.4,
     }
     assert alice == {
-        "sent": 4, "charged": 4, "read": 2, "replied": 2, "declined": 1, "responded": 3,
-        "responded_30d": 1, "refunded": 2, "response_rate": 0.75, "response_rate_30d": 0.25,
+        "sent": 4,
+        "charged": 4,
+        "read": 2,
+        "replied": 2,
+        "declined": 1,
+        "responded": 3,
+        "responded_30d": 1,
+        "refunded": 2,
+        "response_rate": 0.75,
+        "response_rate_30d": 0.25,
         "read_rate": 0.5,
     }
     assert (carol["sent"], carol["charged"], carol["responded"], carol["responded_30d"]) == (1, 0, 1, 1)

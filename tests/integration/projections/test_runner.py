@@ -117,10 +117,15 @@ async def test_a_projection_that_cannot_apply_an_event_stops_there_and_the_other
         "ghost",
         msgspec.structs.asdict(
             CreditsForfeited(
-                event_id="bad", occurred_at=T0 + DAY, command_id="c", member_id="ghost", amount=3,
+                event_id="bad",
+                occurred_at=T0 + DAY,
+                command_id="c",
+                member_id="ghost",
+                amount=3,
                 reason="tier_change",
             )
-        ) | {"type": "CreditsForfeited"},
+        )
+        | {"type": "CreditsForfeited"},
     )
     after = await world.send("alice", "bob", at=T0 + 2 * DAY)
 
@@ -132,8 +137,11 @@ async def test_a_projection_that_cannot_apply_an_event_stops_there_and_the_other
             inbox = await data(service, "Inbox", member_id="bob", box="received")
             stale = await ask(service, "CreditBalance", member_id="alice")
     # Stopped exactly before the bad event, having applied everything before it.
-    assert projections.positions() == {"inbox": world.last_seq, "credits": bad - 1,
-                                       "response_stats": world.last_seq}
+    assert projections.positions() == {
+        "inbox": world.last_seq,
+        "credits": bad - 1,
+        "response_stats": world.last_seq,
+    }
     assert health["status"] == "degraded"
     assert health["problems"] == {
         "credits": f"stopped at seq {bad}: CreditsForfeited for unknown member ghost"
@@ -209,7 +217,12 @@ async def test_kill_9_in_the_middle_of_a_rebuild_then_a_restart_ends_as_a_clean_
     world = await populated(store, steps=200)
     clean = await answers_of(store, f"sqlite:///{tmp_path / 'clean.db'}", world)
     worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.projections.rebuild_worker", private_nats.url, sqlite_url,
+        sys.executable,
+        "-m",
+        "tests.integration.projections.rebuild_worker",
+        private_nats.url,
+        str(private_nats.creds("service")),
+        sqlite_url,
         stdout=asyncio.subprocess.PIPE,
         cwd=Path(__file__).parents[3],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
@@ -257,7 +270,7 @@ async def test_events_delivered_again_are_ignored(store: JetStreamEventStore, sq
         before = await everything(service, world.members, TIMES)
         stored = await store.read_range(1, limit=world.last_seq)
         await projections.apply(stored)
-        await projections.apply(stored[len(stored) // 2:])
+        await projections.apply(stored[len(stored) // 2 :])
         assert projections.positions() == dict.fromkeys(projections.names, world.last_seq)
         assert await everything(service, world.members, TIMES) == before
         beyond = StoredMessage(seq=world.last_seq + 5, subject=stored[0].subject, data=stored[0].data)
@@ -356,8 +369,7 @@ async def test_lost_postgresql_connections_are_retried_not_taken_for_bad_events(
         schema = postgres_url.rsplit("schema=", 1)[1]
         with psycopg.connect(POSTGRES, autocommit=True) as admin:
             killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = %s",
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
                 (f"inmail-projections:{schema}",),
             ).fetchone()
         assert killed is not None and killed[0] >= 1

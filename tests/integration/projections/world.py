@@ -191,9 +191,7 @@ class World:
         return await self.do(ChangeTier(command_id=self.command_id(), member_id=member_id, tier=tier), at)
 
     async def connect(self, a: str, b: str, *, at: datetime | None = None) -> list[AnyEvent]:
-        return await self.do(
-            ConnectMembers(command_id=self.command_id(), member_id=a, other_member_id=b), at
-        )
+        return await self.do(ConnectMembers(command_id=self.command_id(), member_id=a, other_member_id=b), at)
 
 
 TIERS: tuple[Tier, ...] = (

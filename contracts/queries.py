@@ -75,11 +75,21 @@ QUERIES: tuple[type[Query], ...] = (Health, Inbox, CreditBalance, CreditLedger, 
 # Answers ---------------------------------------------------------------------
 
 
+class QuarantinedEvent(msgspec.Struct, frozen=True):
+    """An event the read models could not read and passed over; its member's commands wait."""
+
+    seq: int
+    subject: str
+    error: str
+
+
 class HealthData(msgspec.Struct, frozen=True):
     status: Literal["ok", "degraded", "starting"]
     stream_seq: int
     projections: dict[str, int]
     problems: dict[str, str] = {}
+    quarantined: list[QuarantinedEvent] = []
+    """Events not skipped yet by an operator (``inmail quarantine resolve SEQ --skip``), oldest first."""
 
 
 class InboxItem(msgspec.Struct, frozen=True):

@@ -27,6 +27,7 @@ ErrorCode = Literal[
     "NOT_RECIPIENT",
     "ALREADY_RESPONDED",
     "INVALID_FOLLOW_UP",
+    "IDEMPOTENCY_CONFLICT",
     "UNAVAILABLE",
 ]
 """The contract's codes, plus INVALID_QUERY (a malformed query; the contract lists codes
@@ -116,6 +117,13 @@ class InMailData(msgspec.Struct, frozen=True):
 class RespondedData(msgspec.Struct, frozen=True):
     inmail_id: InMailId
     refunded: bool
+
+
+class SkippedData(msgspec.Struct, frozen=True):
+    """A quarantined event the operator skipped: the member whose events it held up."""
+
+    member_id: MemberId
+    skipped_seq: int
 
 
 _encoder = msgspec.json.Encoder()

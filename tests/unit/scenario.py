@@ -53,7 +53,7 @@ from contracts.types import InMailKind, Tier, month_of, utc
 from eventstore import InMemoryEventStore, NewMessage
 from services.domain.decider import aggregate_of
 from services.domain.errors import DomainError
-from services.domain.rules import Header
+from services.domain.rules import Header, fingerprint
 from services.domain.sending import inmail_id_prefix
 from services.domain.state import Member, rebuild
 from services.executor import CommandExecutor, CommandSettings
@@ -65,7 +65,7 @@ DAY = timedelta(days=1)
 NEW = "<minted>"
 """An id the decision mints: ``then`` takes it from the recorded event."""
 
-HEADER: Header = {"event_id": NEW, "occurred_at": T0, "command_id": NEW, "policy": 0}
+HEADER: Header = {"event_id": NEW, "occurred_at": T0, "command_id": NEW, "policy": 0, "fingerprint": NEW}
 """The header of an expected event; ``then`` fills it in from the command."""
 
 R = TypeVar("R")
@@ -191,6 +191,7 @@ class Scenario:
             occurred_at=utc(self.at),
             command_id=self.cmd.command_id,
             policy=CURRENT_POLICY.version,
+            fingerprint=fingerprint(self.cmd),
             **minted,
         )
 

@@ -28,11 +28,12 @@ from contracts.queries import (
     ResponseStats,
 )
 from contracts.replies import Failure, QueryOk
-from eventstore import JetStreamEventStore
+from contracts.validation import explain
+from eventstore import JetStreamEventStore, StoreUnavailable
 from projections import credits, inbox, response_stats
 from projections.base import QueryFailure
 from projections.db import Tx
-from projections.runner import Projections
+from projections.runner import NewStreamUnconfirmed, Projections
 
 log = logging.getLogger("inmail.queries")
 
@@ -41,8 +42,9 @@ Q = TypeVar("Q", bound=Query)
 MIN_SEQ_TIMEOUT = 5.0
 """How long an answer waits for ``min_seq`` before it is ``UNAVAILABLE``."""
 
+_kinds: dict[str, type[Query]] = {kind.__name__: kind for kind in QUERIES}
 _decoders: dict[str, msgspec.json.Decoder[Any]] = {
-    kind.__name__: msgspec.json.Decoder(kind) for kind in QUERIES
+    name: msgspec.json.Decoder(kind) for name, kind in _kinds.items()
 }
 _replay_decoder = msgspec.json.Decoder(Replay)
 
@@ -82,7 +84,7 @@ class QueryService:
         try:
             query = decoder.decode(body)
         except msgspec.ValidationError as exc:
-            return replies.failure("INVALID_QUERY", f"invalid {name} query: {exc}")
+            return replies.failure("INVALID_QUERY", f"invalid {name} query: {explain(exc, _kinds[name])}")
         except msgspec.DecodeError:
             return replies.failure("INVALID_QUERY", f"invalid {name} query: the body is not JSON")
         match query:
@@ -136,11 +138,14 @@ class QueryService:
             # Health must answer even when the stream is out of reach: say so, with the last known.
             log.warning("stream info unavailable for Health: %s", exc)
         positions = self.projections.positions()
+        quarantined = await self.projections.quarantined()
         data = HealthData(
-            status=self.projections.status(),
+            # Quarantined events hold up their members' commands: not everything can succeed.
+            status="degraded" if quarantined else self.projections.status(),
             stream_seq=self._stream_seq,
             projections=positions,
             problems=self.projections.problems(),
+            quarantined=quarantined,
         )
         return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
 
@@ -148,7 +153,7 @@ class QueryService:
         try:
             request = _replay_decoder.decode(body)
         except msgspec.ValidationError as exc:
-            return replies.failure("INVALID_QUERY", f"invalid Replay request: {exc}")
+            return replies.failure("INVALID_QUERY", f"invalid Replay request: {explain(exc, Replay)}")
         except msgspec.DecodeError:
             return replies.failure("INVALID_QUERY", "invalid Replay request: the body is not JSON")
         names = request.names or list(self.projections.names)
@@ -159,7 +164,14 @@ class QueryService:
                 f"names: unknown projection {', '.join(unknown)} "
                 f"(this service runs {', '.join(self.projections.names)})",
             )
-        target = await self.projections.reset(names, request.from_seq)
-        log.info("replay of %s from seq %d requested; target %d", ", ".join(names), request.from_seq, target)
-        started = ReplayStarted(names=names, from_seq=request.from_seq, target_seq=target)
-        return QueryOk(data=started, as_of_seq=request.from_seq - 1)
+        try:
+            from_seq, target = await self.projections.reset(
+                names, request.from_seq, new_stream=request.new_stream
+            )
+        except NewStreamUnconfirmed as exc:
+            return replies.failure("INVALID_QUERY", str(exc))
+        except StoreUnavailable as exc:
+            return replies.failure("UNAVAILABLE", f"cannot replay: {exc}")
+        log.info("replay of %s from seq %d requested; target %d", ", ".join(names), from_seq, target)
+        started = ReplayStarted(names=names, from_seq=from_seq, target_seq=target)
+        return QueryOk(data=started, as_of_seq=from_seq - 1)

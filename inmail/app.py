@@ -24,10 +24,11 @@ from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 
 from contracts import replies, subjects
-from contracts.admin import ADMIN_OPERATIONS
+from contracts.admin import READ_OPERATIONS, WRITE_OPERATIONS
 from contracts.commands import COMMANDS
 from contracts.queries import QUERIES
-from eventstore import JetStreamEventStore, OutcomeUnknown, connect
+from eventstore import Followed, JetStreamEventStore, OutcomeUnknown, connect
+from inmail.stream_guard import StreamGuard
 from inmail.streams import events_stream, members_stream
 from projections.queries import QueryService
 from projections.runner import Projections
@@ -58,6 +59,9 @@ class ServiceSettings:
     drain_timeout: float = 15.0
     clock: Clock = system_clock
     """Now, for commands without a trusted ``occurred_at`` and for the monthly refresh."""
+    new_stream: bool = False
+    """Start over on ``INMAIL_EVENTS`` as it is now, even if it is not the stream the service
+    recorded (created when missing; read models following another one are rebuilt)."""
 
 
 def default_store_url(data_dir: Path) -> str:
@@ -91,6 +95,7 @@ class InMailService:
         self.broker: NatsBroker | None = None
         self.dispatcher: Dispatcher | None = None
         self._scheduler: asyncio.Task[None] | None = None
+        self._stream_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect, make sure the streams exist, start projections, then answer requests."""
@@ -99,7 +104,15 @@ class InMailService:
             raise ValueError("a service with neither commands nor projections would do nothing")
         self.nc = nc = await connect(s.nats_url, name="inmail-service")
         self.events = events = JetStreamEventStore(nc, events_stream(s.replicas))
-        await events.ensure_stream()
+        guard = StreamGuard(nc, events, replicas=s.replicas)
+        try:
+            # The read models' record of the stream counts too: no fresh empty stream where
+            # they say there was one.
+            read_models = await self._open_projections() if s.projections else {}
+            await guard.open(read_models, new_stream=s.new_stream)
+        except BaseException:
+            await self.stop()
+            raise
         await events.open()
         if s.commands:
             contacts = ContactBook(nc, members_stream(s.replicas))
@@ -108,9 +121,8 @@ class InMailService:
             self.executor = CommandExecutor(
                 repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
             )
-        if s.projections:
-            self.projections = Projections(events, s.store_url)
-            await self.projections.start()
+        if self.projections is not None:
+            await self.projections.start(new_stream=s.new_stream)
             self.queries = QueryService(self.projections, events)
         self.dispatcher = Dispatcher(nc, s.max_in_flight)
         self.broker = build_broker(
@@ -121,10 +133,17 @@ class InMailService:
         )
         await self.broker.start()
         await self._wait_until_answering(nc)
+        if self.executor is not None:
+            self._stream_watch = asyncio.create_task(guard.watch(), name="stream-guard")
         if self.executor is not None and s.scheduler:
             refresh = MonthlyRefresh(self.executor, events, clock=s.clock)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
         log.info("InMail service answering on %s", s.nats_url)
+
+    async def _open_projections(self) -> dict[str, Followed]:
+        assert self.events is not None
+        self.projections = Projections(self.events, self.settings.store_url)
+        return await self.projections.open()
 
     async def _wait_until_answering(self, nc: NATS) -> None:
         # Subscriptions reach the server asynchronously: "started" means a request on the
@@ -141,11 +160,12 @@ class InMailService:
 
     async def stop(self) -> None:
         """Stop taking requests, finish the ones in flight, then close everything."""
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
-            self._scheduler = None
+        for task in (self._scheduler, self._stream_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._scheduler = self._stream_watch = None
         if self.broker is not None:
             # No new requests from here on; those in flight finish and get their replies.
             async with _unless_server_gone("stopping the subscribers"):
@@ -256,9 +276,12 @@ def build_broker(
     # order: the start-up probe (a command, or Health without commands) is on the last.
     routes: list[tuple[str, type, Handler, str]] = []
     if handle_query is not None:
-        routes += [(subjects.admin(a.__name__), a, handle_query, "") for a in ADMIN_OPERATIONS]
+        routes += [(subjects.admin(a.__name__), a, handle_query, "") for a in READ_OPERATIONS]
         routes += [(subjects.query(q.__name__), q, handle_query, subjects.QUERY_QUEUE) for q in QUERIES]
     if handle_command is not None:
+        routes += [
+            (subjects.admin(a.__name__), a, handle_command, subjects.COMMAND_QUEUE) for a in WRITE_OPERATIONS
+        ]
         routes += [
             (subjects.command(c.__name__), c, handle_command, subjects.COMMAND_QUEUE) for c in COMMANDS
         ]

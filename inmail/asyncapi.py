@@ -18,7 +18,7 @@ import msgspec
 from faststream.specification import AsyncAPI
 
 from contracts import subjects
-from contracts.admin import ADMIN_OPERATIONS, ReplayStarted
+from contracts.admin import ADMIN_OPERATIONS, WRITE_OPERATIONS, ReplayStarted
 from contracts.commands import COMMANDS
 from contracts.events import EVENT_TYPES, AnyEvent
 from contracts.queries import QUERIES
@@ -33,12 +33,19 @@ InMail Broker: paid direct messages between members, event-sourced on NATS JetSt
 
 Commands are core NATS requests on `inmail.cmd.<Command>`; the reply is
 `{"ok": true, "data": {...}, "seq": N}` or `{"ok": false, "error": {"code", "message"}}`.
+The same `command_id` sent again returns the original reply and writes nothing; sent
+again asking for something else (another payload, `occurred_at` aside) it answers
+`IDEMPOTENCY_CONFLICT` and writes nothing. Every event carries the `fingerprint` of
+the command that caused it, which is how that is told.
 Queries are requests on `inmail.query.<Query>`; answers carry `as_of_seq`.
 Events are stored in JetStream stream `INMAIL_EVENTS`, one subject per member
 aggregate: `inmail.evt.member.<member_id>` holds the member's profile, credit
 events and every InMail the member sent with its whole life. Read them through a
 JetStream consumer (core subscribers also see messages of rejected batches).
 Emails live only in stream `INMAIL_MEMBERS` (`inmail.members.<member_id>`).
+An event that cannot be read is quarantined (`Health.quarantined`); its member's
+commands answer `UNAVAILABLE` until an operator skips it (`inmail.admin.SkipEvent`,
+recorded as an `EventSkipped` event on the member's subject).
 """
 
 
@@ -68,7 +75,7 @@ def document() -> dict[str, Any]:
     by_title = {t.__name__: t for t in (*COMMANDS, *QUERIES, *ADMIN_OPERATIONS)}
     for title, operation in doc.get("operations", {}).items():
         message_type = by_title[title]
-        is_command = message_type in COMMANDS
+        is_command = message_type in COMMANDS or message_type in WRITE_OPERATIONS
         _set_payload(doc, title, message_type.__name__)
         operation["reply"] = {
             "address": {"location": "$message.header#/reply_to"},

@@ -13,6 +13,7 @@ import click
 
 from inmail.cli.common import report_usage_error
 from inmail.cli.ops import events_command, replay_command, status_command, verify_command
+from inmail.cli.quarantine import quarantine_command
 from inmail.cli.serve import serve_command
 from inmail.cli.simulate import simulate_command
 
@@ -28,6 +29,7 @@ for _command in (
     status_command,
     verify_command,
     events_command,
+    quarantine_command,
     simulate_command,
 ):
     cli.add_command(_command)

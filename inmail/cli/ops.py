@@ -21,7 +21,8 @@ FROM_SEQ = click.option(
 )
 
 
-def _operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
+def operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
+    """Run an operator command; an operator error or an unreachable server is one line, exit 1."""
     from inmail.ops.client import OperatorError
 
     try:
@@ -34,10 +35,21 @@ def _operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @FROM_SEQ
 @click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option(
+    "--new-stream",
+    is_flag=True,
+    help="confirm rebuilding from a stream other than the one the read models followed (deleted and "
+    "created again, purged): what they hold of the old one is then gone",
+)
 @nats_option()
 @log_level_option("warning")
 def replay_command(
-    names: tuple[str, ...], from_seq: int, no_progress: bool, nats_url: str | None, log_level: str
+    names: tuple[str, ...],
+    from_seq: int,
+    no_progress: bool,
+    new_stream: bool,
+    nats_url: str | None,
+    log_level: str,
 ) -> int:
     """Rebuild read models from the stream, with a progress bar.
 
@@ -46,7 +58,8 @@ def replay_command(
     """
     from inmail.ops.replay import replay
 
-    return _operate(replay(_url(nats_url), list(names) or None, from_seq, not no_progress), log_level)
+    rebuild = replay(_url(nats_url), list(names) or None, from_seq, not no_progress, new_stream=new_stream)
+    return operate(rebuild, log_level)
 
 
 @click.command("status")
@@ -56,7 +69,7 @@ def status_command(nats_url: str | None, log_level: str) -> int:
     """Stream size and sequence, each projection's position and lag; exit 1 when not healthy."""
     from inmail.ops.status import status
 
-    return _operate(status(_url(nats_url)), log_level)
+    return operate(status(_url(nats_url)), log_level)
 
 
 @click.command("verify")
@@ -69,7 +82,7 @@ def verify_command(nats_url: str | None, log_level: str) -> int:
     """
     from inmail.ops.verify import verify
 
-    return _operate(verify(_url(nats_url)), log_level)
+    return operate(verify(_url(nats_url)), log_level)
 
 
 @click.command("events")
@@ -85,7 +98,7 @@ def events_command(
     from inmail.ops.events import events
 
     with contextlib.suppress(BrokenPipeError):
-        return _operate(events(_url(nats_url), member, from_seq, follow), log_level)
+        return operate(events(_url(nats_url), member, from_seq, follow), log_level)
     return 0
 
 

@@ -38,6 +38,7 @@ class ServeOptions:
     replicas: int
     max_in_flight: int
     role: str
+    new_stream: bool = False
 
 
 def _env(name: str) -> str:
@@ -122,6 +123,15 @@ def _env(name: str) -> str:
     "the monthly refresh only (run as many as needed, one queue group); read: the projections and "
     "the query and admin subjects only",
 )
+@click.option(
+    "--new-stream",
+    is_flag=True,
+    envvar=_env("NEW_STREAM"),
+    show_envvar=True,
+    help="start over on the events stream as it is now, even if it is not the one this service "
+    "recorded (deleted and created again, purged): created when missing, read models rebuilt from it. "
+    "Without it, serve refuses such a stream",
+)
 @log_level_option("info")
 def serve_command(
     nats_url: str | None,
@@ -133,6 +143,7 @@ def serve_command(
     replicas: int,
     max_in_flight: int,
     role: str,
+    new_stream: bool,
     log_level: str,
 ) -> int:
     """Run the service, its projections and queries.
@@ -142,7 +153,16 @@ def serve_command(
     on the command line wins; a boolean variable is on when set to 1 or true.
     """
     options = ServeOptions(
-        nats_url, port, data_dir, store, trust_client_time, relaxed_fsync, replicas, max_in_flight, role
+        nats_url,
+        port,
+        data_dir,
+        store,
+        trust_client_time,
+        relaxed_fsync,
+        replicas,
+        max_in_flight,
+        role,
+        new_stream,
     )
     return run(serve(options), log_level)
 
@@ -150,6 +170,7 @@ def serve_command(
 async def serve(options: ServeOptions) -> int:
     """Run until SIGTERM or SIGINT, then drain and stop."""
     from inmail.app import InMailService, ServiceSettings, default_store_url
+    from inmail.stream_guard import StreamRefused
 
     embedded: EmbeddedNatsServer | None = None
     url = options.nats_url
@@ -182,9 +203,13 @@ async def serve(options: ServeOptions) -> int:
             scheduler=not options.trust_client_time,
             commands=options.role in ("all", "commands"),
             projections=options.role in ("all", "read"),
+            new_stream=options.new_stream,
         )
         service = InMailService(settings)
-        await service.start()
+        try:
+            await service.start()
+        except StreamRefused as exc:
+            raise CliError(str(exc)) from exc
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

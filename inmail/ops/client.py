@@ -31,6 +31,7 @@ class _Envelope(msgspec.Struct):
     ok: bool
     data: msgspec.Raw = msgspec.Raw(b"null")
     as_of_seq: int = 0
+    seq: int = 0
     error: ErrorBody | None = None
 
 
@@ -49,6 +50,12 @@ async def connected(url: str) -> AsyncIterator[NATS]:
 
 async def ask(nc: NATS, subject: str, request: object, answer: type[T]) -> T:
     """Send a request to the service; its reply's data as ``answer``, or an ``OperatorError``."""
+    data, _ = await ask_to_write(nc, subject, request, answer)
+    return data
+
+
+async def ask_to_write(nc: NATS, subject: str, request: object, answer: type[T]) -> tuple[T, int]:
+    """``ask`` for a request that writes: its reply's data and the sequence of what it wrote."""
     timeout = REQUEST_TIMEOUT
     try:
         reply = await nc.request(subject, msgspec.json.encode(request), timeout=timeout)
@@ -63,7 +70,7 @@ async def ask(nc: NATS, subject: str, request: object, answer: type[T]) -> T:
         if not envelope.ok:
             error = envelope.error or ErrorBody("UNAVAILABLE", "no error given")
             raise OperatorError(f"{subject} answered {error.code}: {error.message}")
-        return msgspec.json.decode(envelope.data, type=answer)
+        return msgspec.json.decode(envelope.data, type=answer), envelope.seq
     except msgspec.DecodeError as exc:
         raise OperatorError(f"{subject} answered something unreadable: {exc}") from exc
 

@@ -28,6 +28,7 @@ async def replay(
     from_seq: int = 1,
     progress: bool = True,
     *,
+    new_stream: bool = False,
     poll: float = 0.25,
     out: TextIO | None = None,
 ) -> int:
@@ -36,7 +37,7 @@ async def replay(
     check_from_seq(from_seq)
     started_at = time.monotonic()
     async with connected(nats_url) as nc:
-        request = Replay(names=list(names) if names else None, from_seq=from_seq)
+        request = Replay(names=list(names) if names else None, from_seq=from_seq, new_stream=new_stream)
         started = await ask(nc, subjects.admin("Replay"), request, ReplayStarted)
         base = started.from_seq - 1
         total = max(started.target_seq - base, 0)

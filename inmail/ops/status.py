@@ -8,12 +8,14 @@ from typing import TextIO
 from contracts import subjects
 from contracts.queries import HealthData
 from inmail.ops.client import OperatorError, ask, connected, stream_info
+from inmail.ops.quarantine import quarantine_line
 
 
 async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subjects.EVENTS_STREAM) -> int:
     """Print the stream's size and sequences and each projection's position and lag.
 
-    Exit code 1 when the service does not answer or a projection has a problem.
+    Exit code 1 when the service does not answer, a projection has a problem or an
+    event is quarantined (one line each).
     """
     out = out or sys.stdout
     async with connected(nats_url) as nc:
@@ -32,11 +34,15 @@ async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subj
         else:
             lines.append(f"service: {health.status}")
             for name, seq in sorted(health.projections.items()):
-                line = f"  {name:<16} at seq {seq:>10}   lag {max(state.last_seq - seq, 0)}"
+                # Never "lag 0" for a read model ahead of its stream (the stream was replaced).
+                lag = state.last_seq - seq if seq <= state.last_seq else "unknown"
+                line = f"  {name:<16} at seq {seq:>10}   lag {lag}"
                 if name in health.problems:
                     line += f"   {health.problems[name]}"
                     code = 1
                 lines.append(line)
+            lines += [quarantine_line(event) for event in health.quarantined]
+            code = code or int(bool(health.quarantined))
     out.write("\n".join(lines) + "\n")
     return code
 

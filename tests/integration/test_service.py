@@ -16,7 +16,14 @@ from contracts.types import month_of
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 from tests.integration.clock import ShiftedClock, at_any_time
-from tests.integration.service_env import Client, client_for, new_id, running_service, settings_for
+from tests.integration.service_env import (
+    Client,
+    client_for,
+    delete_service_streams,
+    new_id,
+    running_service,
+    settings_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +41,7 @@ async def service(
     async with running_service(settings_for(server.url, tmp_path, clock=clock)) as svc:
         yield svc
     # Each test starts from empty streams.
-    async with client_for(server.url) as cleanup:
-        js = cleanup.nc.jetstream()
-        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
-            await js.delete_stream(stream)
+    await delete_service_streams(server.url)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -24,9 +25,9 @@ from nats.aio.client import Client as NATS
 from tqdm import tqdm
 
 from contracts import subjects
-from contracts.commands import Command, RefreshCredits, RegisterMember, SendBulkInMail, SendInMail
+from contracts.commands import Command, RefreshCredits, SendBulkInMail, SendInMail
 from contracts.replies import BulkSentData, SentData
-from contracts.types import month_start
+from contracts.types import month_of, next_month
 from inmail.simulator.model import SimInMail, Step
 from inmail.simulator.options import SimulationOptions
 from inmail.simulator.planner import Planner
@@ -47,6 +48,14 @@ class _Reply(msgspec.Struct, frozen=True):
     data: msgspec.Raw = msgspec.Raw(b"null")
     seq: int = 0
     error: _Error | None = None
+
+
+class _Health(msgspec.Struct, frozen=True):
+    stream_seq: int
+
+
+_PROBE_AT: Final = datetime(2001, 1, 1, tzinfo=UTC)
+"""Long before any server clock: the month after it has begun by every clock but this one."""
 
 
 RETRIES: Final = 6
@@ -81,53 +90,52 @@ class Simulation:
         return tally.summary(self.options, time.perf_counter() - started)
 
     async def _probe(self) -> int:
-        """Check that the service honours occurred_at; the stream sequence before the run.
+        """Check, writing nothing, that the service honours occurred_at; the stream sequence
+        before the run.
 
-        A probe member registers a month before the start and is refreshed for the
-        start month at its first instant. With trusted time that refresh is new and
-        writes an event; with the server's clock the month is already refreshed (or
-        has not begun), so nothing new is written.
+        A refresh for a month that has not begun is refused (INVALID_TIME) whoever the
+        member, and a refresh of a member no one registered is refused (UNKNOWN_MEMBER):
+        neither writes anything. So the probe refreshes an unregistered member for the
+        month after an instant long past, stamped at that instant: with trusted client
+        time the month has not begun then; by the server's clock it has, and the member
+        is unknown. (An earlier probe registered a member first: a refused run left it
+        in the log.)
         """
-        probe = f"{self.prefix}-probe"
-        # A fresh command id, so a prefix used before is refused (MEMBER_EXISTS) rather
-        # than answered from the idempotency record of the earlier run.
         nonce = secrets.token_hex(4)
-        registered_at = month_start(_previous_month(self.options.start or ""))
-        registered = await self._probe_request(
-            RegisterMember(
-                command_id=f"{self.prefix}-probe-{nonce}-r",
-                occurred_at=registered_at,
-                member_id=probe,
-                display_name="Simulation probe",
-                email=f"{probe}@example.com",
-                tier="premium_career",
-            )
-        )
-        if not registered.ok:
-            code = registered.error.code if registered.error else "?"
-            if code == "MEMBER_EXISTS":
-                raise SimulationError(
-                    f"id prefix {self.prefix} was already used against this service; choose another "
-                    "--id-prefix (or leave it out for a random one)"
-                )
-            raise SimulationError(f"the service refused the probe member: {_describe(registered)}")
         refreshed = await self._probe_request(
             RefreshCredits(
-                command_id=f"{self.prefix}-probe-{nonce}-f",
-                occurred_at=self.planner.start,
-                member_id=probe,
-                month=self.options.start or "",
+                command_id=f"{self.prefix}-probe-{nonce}",
+                occurred_at=_PROBE_AT,
+                member_id=f"{self.prefix}-probe-{nonce}",
+                month=next_month(month_of(_PROBE_AT)),
             )
         )
-        if refreshed.error is not None and refreshed.error.code != "INVALID_TIME":
-            raise SimulationError(f"the service refused the probe's refresh: {_describe(refreshed)}")
-        # INVALID_TIME: by the server's clock the simulated start month has not begun yet.
-        if not refreshed.ok or refreshed.seq <= registered.seq:
+        code = refreshed.error.code if refreshed.error else None
+        if code == "UNKNOWN_MEMBER":
             raise SimulationError(
                 "the InMail service ignores client time (occurred_at), so simulated months cannot "
                 "be replayed: restart it with `inmail serve --trust-client-time`"
             )
-        return refreshed.seq
+        if code != "INVALID_TIME":
+            raise SimulationError(f"the service answered the time probe unexpectedly: {_describe(refreshed)}")
+        first = self.planner.world.members[0].member_id
+        if (await self._query("CreditBalance", member_id=first)).ok:
+            raise SimulationError(
+                f"id prefix {self.prefix} was already used against this service; choose another "
+                "--id-prefix (or leave it out for a random one)"
+            )
+        health = await self._query("Health")
+        return int(msgspec.json.decode(health.data, type=_Health).stream_seq) if health.ok else 0
+
+    async def _query(self, name: str, **fields: Any) -> _Reply:
+        """A query's reply; a failed one when the service's read side does not answer."""
+        try:
+            message = await self.nc.request(
+                subjects.query(name), self._encoder.encode(fields), timeout=self.options.timeout
+            )
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            return _Reply(ok=False, error=_Error("UNAVAILABLE", f"no answer to {name}"))
+        return self._decoder.decode(message.data)
 
     async def _probe_request(self, command: Command) -> _Reply:
         try:
@@ -204,11 +212,6 @@ class Simulation:
     def _sent(self, inmail: SimInMail, inmail_id: str) -> None:
         self.planner.world.sent(inmail, inmail_id)
         self.tally.count_sent(inmail)
-
-
-def _previous_month(month: str) -> str:
-    year, number = (int(part) for part in month.split("-"))
-    return f"{year - (number == 1):04d}-{(number - 2) % 12 + 1:02d}"
 
 
 def _describe(reply: _Reply) -> str:

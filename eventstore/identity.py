@@ -104,10 +104,11 @@ async def watch(
 ) -> None:
     """Forever, every ``every`` seconds: tell ``replaced`` which readers follow a replaced stream.
 
-    A replacement must show on two checks in a row: one answer of a cluster in the
-    middle of an election is not reason enough to stop a reader for good.
+    The stream's info comes from its leader, so another id, a purge or a last sequence
+    behind a reader is what the stream is. Only "not found" must show twice in a row:
+    that answer is worth a second look before a reader stops for good.
     """
-    suspects: dict[str, str] = {}
+    missing: set[str] = set()
     while True:
         await asyncio.sleep(every)
         # What the readers hold before the stream's state: a position read after it could
@@ -120,7 +121,7 @@ async def watch(
             log.debug("stream info for the stream watch failed: %s", exc)
             continue
         found = replacements(name, current, readers)
-        confirmed = {reader: reason for reader, reason in found.items() if reader in suspects}
-        suspects = found
+        confirmed = {r: reason for r, reason in found.items() if current is not None or r in missing}
+        missing = set(found) if current is None else set()
         if confirmed:
             await replaced(confirmed)

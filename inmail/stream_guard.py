@@ -71,12 +71,12 @@ class StreamGuard:
         problems = replacements(self.events.spec.name, info, followed)
         if problems and not new_stream:
             raise StreamRefused(
-                f"{next(iter(problems.values()))}. Refusing to start on it: to start over from the "
+                f"{max(problems.values(), key=len)}. Refusing to start on it: to start over from the "
                 "stream as it is now (created when missing, read models rebuilt from it), "
                 "run `inmail serve --new-stream`"
             )
         if problems:
-            log.warning("starting over on the stream as it is now: %s", "; ".join(problems.values()))
+            log.warning("starting over on the stream as it is now: %s", "; ".join(set(problems.values())))
         info = await self.events.ensure_stream()
         self.followed = Followed(identity_of(info), first_kept(info))
         current = _Record(self.followed.identity or "", self.followed.from_seq)

@@ -25,7 +25,7 @@ def refresh_credits(state: Member | None, cmd: RefreshCredits, ctx: Context) -> 
     if cmd.month > month_of(ctx.now):
         raise errors.InvalidTime(f"month {cmd.month} has not begun")
     member = existing(state, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_time(member, ctx)
     if cmd.month <= member.last_refreshed_month:

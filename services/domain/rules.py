@@ -59,6 +59,8 @@ class Context:
     now: datetime
     ids: Iterator[str]
     policy: Policy = CURRENT_POLICY
+    fingerprint: str = ""
+    """The command's ``fingerprint``, computed once by ``decider.decide`` for all its events."""
 
     def new_id(self) -> str:
         return next(self.ids)
@@ -94,7 +96,7 @@ def header(ctx: Context, cmd: AnyCommand) -> Header:
         "occurred_at": utc(ctx.now),
         "command_id": cmd.command_id,
         "policy": ctx.policy.version,
-        "fingerprint": fingerprint(cmd),
+        "fingerprint": ctx.fingerprint,
     }
 
 
@@ -143,7 +145,7 @@ _RECORDED_BY: Mapping[type[AnyCommand], type[Event]] = {
 """The event every successful command of a type writes: a repeat must have written it too."""
 
 
-def repeat(member: Member, cmd: AnyCommand) -> Decision | None:
+def repeat(member: Member, cmd: AnyCommand, ctx: Context) -> Decision | None:
     """The original outcome when the member already recorded this command_id, else None.
 
     The same command_id asking for something else is refused: answering it as a repeat
@@ -154,7 +156,7 @@ def repeat(member: Member, cmd: AnyCommand) -> Decision | None:
     if receipt is None:
         return None
     same_type = receipt.recorded & EVENT_BITS[_RECORDED_BY[type(cmd)]]
-    if not same_type or (receipt.fingerprint and receipt.fingerprint != fingerprint(cmd)):
+    if not same_type or (receipt.fingerprint and receipt.fingerprint != ctx.fingerprint):
         raise errors.IdempotencyConflict(
             f"command_id {cmd.command_id} was already used on member {member.member_id} for "
             f"{'another ' + type(cmd).__name__ if same_type else 'another command'}; nothing was "

@@ -1,24 +1,20 @@
 """The checkpointed runner: every projection of one read-model store, fed from the event stream.
 
 One pull consumer (``JetStreamEventStore.follow_batches``: the server sends only
-what was asked for, so nothing overflows and nothing is lost) reads from the
-lowest position among the running projections + 1. Whatever arrived while the
-previous batch was being written becomes the next batch (up to ``batch_size``):
-large batches while catching up, single events when live. The ``Writer`` (``projections.writer``)
-applies each batch exactly once, in transactions that move each projection's
-position together with its rows, and stops a projection that cannot apply an
-event without holding up the others.
+what was asked for) reads from the lowest running position + 1; what arrived
+while the previous batch was written becomes the next batch (up to
+``batch_size``). The ``Writer`` (``projections.writer``) applies each batch
+exactly once, moving each projection's position with its rows, and stops a
+projection that cannot apply an event without holding up the others.
 
-This module keeps what the service asks of the read side: the positions and
-problems (mirrored from the writer after every batch), waiting for a sequence
-(``min_seq``), reading a read model in one snapshot with its position, and
-``reset`` for replays, which is the same code following again from a reset
-position. Reads run on a small pool of threads with connections of their own.
-
-A read model whose stream is no longer the one it was built from (deleted and
-created again, purged, behind it: ``eventstore.identity``), at start or by the
-check every ``watch_every`` seconds, stops with the reason, until a replay confirmed with
-``new_stream`` (or ``inmail serve --new-stream``) rebuilds it from the stream as it is now.
+This module keeps what the service asks of the read side: positions and
+problems, waiting for ``min_seq``, reading a read model in one snapshot with its
+position (on a small pool of threads), and ``reset`` for replays: the same code
+following again from a reset position. A read model whose stream is no longer
+the one it was built from (deleted and created again, purged, behind it:
+``eventstore.identity``), seen at start or by the check every ``watch_every``
+seconds, stops with the reason until a replay confirmed with ``new_stream`` (or
+``inmail serve --new-stream``) rebuilds it from the stream as it is now.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import MappingProxyType
 from typing import Literal, TypeVar
 
 from contracts.queries import QuarantinedEvent
@@ -45,30 +40,14 @@ from eventstore import (
 )
 from projections import quarantine
 from projections.base import Projection
-from projections.credits import CreditsProjection
+from projections.catalogue import CATALOGUE, UnknownProjection
 from projections.db import Database, Tx
-from projections.inbox import InboxProjection
-from projections.response_stats import ResponseStatsProjection
 from projections.writer import Notes, Outcome, RawBatch, SlotState, States
 from projections.writer_host import WriterDied, make_host
 
 log = logging.getLogger("inmail.projections")
 
 T = TypeVar("T")
-
-CATALOGUE: Mapping[str, type[Projection]] = MappingProxyType(
-    {
-        InboxProjection.name: InboxProjection,
-        CreditsProjection.name: CreditsProjection,
-        ResponseStatsProjection.name: ResponseStatsProjection,
-    }
-)
-"""Every projection, by name."""
-
-
-class UnknownProjection(ValueError):
-    """A projection name that is not in the catalogue (or not run here)."""
-
 
 class NewStreamUnconfirmed(Exception):
     """Rebuilding would follow a stream other than the one the read models were built from."""

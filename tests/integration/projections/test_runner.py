@@ -17,7 +17,8 @@ import pytest
 from contracts.events import CreditsForfeited
 from eventstore import JetStreamEventStore, StoredMessage
 from inmail.natsserver import EmbeddedNatsServer
-from projections.runner import CATALOGUE, Projections
+from projections.catalogue import CATALOGUE
+from projections.runner import Projections
 from tests.integration.projections.conftest import POSTGRES
 from tests.integration.projections.support import (
     CATCH_UP,

@@ -138,7 +138,12 @@ class QueryService:
             # Health must answer even when the stream is out of reach: say so, with the last known.
             log.warning("stream info unavailable for Health: %s", exc)
         positions = self.projections.positions()
-        quarantined = await self.projections.quarantined()
+        try:
+            quarantined = await self.projections.quarantined()
+        except Exception as exc:
+            # Health answers even when the read-model store hiccups; the next one will tell.
+            log.warning("quarantined events unavailable for Health: %s", exc)
+            quarantined = []
         data = HealthData(
             # Quarantined events hold up their members' commands: not everything can succeed.
             status="degraded" if quarantined else self.projections.status(),

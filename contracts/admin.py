@@ -13,6 +13,9 @@ class Replay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     names: list[str] | None = None
     """Projections to rebuild; all when absent."""
     from_seq: Annotated[int, msgspec.Meta(ge=1)] = 1
+    new_stream: bool = False
+    """Confirms rebuilding from a stream other than the one the read models followed (deleted
+    and created again, or purged): what they hold of the old one is then gone for good."""
 
 
 class ReplayStarted(msgspec.Struct, frozen=True):
@@ -23,4 +26,19 @@ class ReplayStarted(msgspec.Struct, frozen=True):
     target_seq: int
 
 
-ADMIN_OPERATIONS: tuple[type[msgspec.Struct], ...] = (Replay,)
+class SkipEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Record that the quarantined event at ``seq`` is skipped, so its member is served again."""
+
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    operator: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    """Who decided it, for the record."""
+
+
+READ_OPERATIONS: tuple[type[msgspec.Struct], ...] = (Replay,)
+"""Answered by every read-side instance (each rebuilds its own read models)."""
+
+WRITE_OPERATIONS: tuple[type[msgspec.Struct], ...] = (SkipEvent,)
+"""Answered by one command-side instance: they write events, and only the service does."""
+
+ADMIN_OPERATIONS: tuple[type[msgspec.Struct], ...] = READ_OPERATIONS + WRITE_OPERATIONS

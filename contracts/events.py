@@ -1,8 +1,9 @@
 """Events: what happened, recorded in JetStream stream ``INMAIL_EVENTS``.
 
 Every event has ``type``, ``event_id`` (also its ``Nats-Msg-Id``), ``occurred_at``
-(fixed when it was decided), the ``command_id`` that caused it, the ``policy``
-version it was decided under, and the ids it concerns. Amounts a rule produced
+(fixed when it was decided), the ``command_id`` that caused it with the
+``fingerprint`` of that command's payload, the ``policy`` version it was decided
+under, and the ids it concerns. Amounts a rule produced
 (credits granted, forfeited, charged) are stored, never recomputed, so a replay
 reproduces history under the policy that decided it.
 
@@ -30,6 +31,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     occurred_at: Time
     command_id: str
     policy: int = 1
+    fingerprint: str = ""
+    """What the command asked for, hashed: a repeat of its command_id asking for something else
+    is refused. Empty in events recorded before it was kept."""
 
 
 class MemberRegistered(Event, tag=True, frozen=True):
@@ -153,6 +157,19 @@ class CreditRefunded(Event, tag=True, frozen=True):
     response_event_id: str
 
 
+class EventSkipped(Event, tag=True, frozen=True):
+    """An operator chose to skip an event on this member's subject that cannot be read.
+
+    The event at ``seq`` stays in the stream (events are never changed or deleted);
+    loading the member and every replay pass over it from then on.
+    """
+
+    member_id: MemberId
+    seq: int
+    reason: str
+    operator: str
+
+
 AnyEvent = (
     MemberRegistered
     | TierChanged
@@ -167,6 +184,7 @@ AnyEvent = (
     | InMailReplied
     | InMailDeclined
     | CreditRefunded
+    | EventSkipped
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -183,6 +201,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     InMailReplied,
     InMailDeclined,
     CreditRefunded,
+    EventSkipped,
 )
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -100,6 +100,14 @@ class Dependency(msgspec.Struct, frozen=True, kw_only=True):
     """Why it keeps the service from ``ok`` (also under ``HealthData.problems``, by name)."""
 
 
+class QuarantinedEvent(msgspec.Struct, frozen=True):
+    """An event the read models could not read and passed over; its member's commands wait."""
+
+    seq: int
+    subject: str
+    error: str
+
+
 class HealthData(msgspec.Struct, frozen=True):
     """``ok`` only when commands of every kind can succeed now and every projection runs."""
 
@@ -116,6 +124,8 @@ class HealthData(msgspec.Struct, frozen=True):
     lag: dict[str, int] = {}
     """Projection name -> events of the stream it has not applied yet; absent when unknown
     (the stream unreachable, or behind the projection)."""
+    quarantined: list[QuarantinedEvent] = []
+    """Events not skipped yet by an operator (``inmail quarantine resolve SEQ --skip``), oldest first."""
 
 
 class InboxItem(msgspec.Struct, frozen=True):

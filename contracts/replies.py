@@ -31,6 +31,7 @@ ErrorCode = Literal[
     "NOT_RECIPIENT",
     "ALREADY_RESPONDED",
     "INVALID_FOLLOW_UP",
+    "IDEMPOTENCY_CONFLICT",
     "UNAVAILABLE",
 ]
 """The contract's codes, plus INVALID_QUERY (a malformed query; the contract lists codes
@@ -39,8 +40,7 @@ for commands only, and a query is not a command)."""
 ERROR_MEANINGS: Mapping[ErrorCode, str] = MappingProxyType(
     {
         "INVALID_COMMAND": "The command is malformed: not a JSON object, a missing, unknown or "
-        "mistyped field, an id that is not 1-64 of A-Z a-z 0-9 _ -, or a command_id already used "
-        "by another command on the same member.",
+        "mistyped field, or an id that is not 1-64 of A-Z a-z 0-9 _ -.",
         "INVALID_QUERY": "The query or operator request is malformed: not a JSON object, a missing, "
         "unknown or mistyped field, a value out of range, or a cursor this query did not give out.",
         "INVALID_TIME": "The command's occurred_at is earlier than the latest event it would follow, "
@@ -63,6 +63,8 @@ ERROR_MEANINGS: Mapping[ErrorCode, str] = MappingProxyType(
         "reply, a decline after a reply, or a second decline.",
         "INVALID_FOLLOW_UP": "follow_up_of does not name an earlier InMail from the same sender to the "
         "same recipient that has no response and no follow-up yet.",
+        "IDEMPOTENCY_CONFLICT": "The command_id was already used for a different command (another "
+        "type or other fields); nothing was written. A retry must send the same command again.",
         "UNAVAILABLE": "The event store or a read model could not answer in time; nothing was recorded, "
         "so the same request (with the same command_id) is safe to retry.",
     }
@@ -155,6 +157,13 @@ class RespondedData(msgspec.Struct, frozen=True):
     refunded: bool
 
 
+class SkippedData(msgspec.Struct, frozen=True):
+    """A quarantined event the operator skipped: the member whose events it held up."""
+
+    member_id: MemberId
+    skipped_seq: int
+
+
 REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyType(
     {
         commands.RegisterMember: MemberRegisteredData,
@@ -175,9 +184,11 @@ REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyTy
         queries.CreditLedger: queries.LedgerPage,
         queries.ResponseStats: queries.ResponseStatsData,
         admin.Replay: admin.ReplayStarted,
+        admin.SkipEvent: SkippedData,
     }
 )
 """What ``data`` holds in the success reply to each command, query and operator request."""
+
 
 _encoder = msgspec.json.Encoder()
 

@@ -22,8 +22,17 @@ def _whole(pattern: str) -> str:
 ID_PATTERN = _whole(r"^[A-Za-z0-9_-]{1,64}$")
 """The contract's id pattern, safe with ``re.match`` as well as in JSON Schema."""
 
-Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description="1-64 of A-Z a-z 0-9 _ -")]
-"""Member ids and every other id: they become NATS subject tokens."""
+Id = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=ID_PATTERN, description="an id: 1 to 64 characters, each a letter, a digit, '_' or '-'"
+    ),
+]
+"""Member ids and every other id: they become NATS subject tokens.
+
+Each constrained type's description is the rule in words: the AsyncAPI document
+shows it, and a value that breaks it is refused with it (``contracts.validation``).
+"""
 
 MemberId = Id
 InMailId = Id
@@ -47,13 +56,28 @@ InMailKind = Literal[
     "event_invitation",
 ]
 
-Month = Annotated[str, msgspec.Meta(pattern=_whole(r"^[0-9]{4}-(0[1-9]|1[0-2])$"), description="YYYY-MM")]
+Month = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=_whole(r"^[0-9]{4}-(0[1-9]|1[0-2])$"), description="a month written YYYY-MM, e.g. 2026-01"
+    ),
+]
 
-Time = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339, UTC")]
+Time = Annotated[
+    datetime,
+    msgspec.Meta(tz=True, description="a time in RFC 3339 with its offset, e.g. 2026-11-29T13:00:00Z"),
+]
 """An aware datetime; naive times are refused so no one guesses a time zone."""
 
 DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Email = Annotated[str, msgspec.Meta(pattern=_whole(r"^[^@\s]+@[^@\s]+$"), max_length=320)]
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=_whole(r"^[^@\s]+@[^@\s]+$"),
+        max_length=320,
+        description="an email address (name@domain, without spaces) of at most 320 characters",
+    ),
+]
 
 
 def utc(moment: datetime) -> datetime:

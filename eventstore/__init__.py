@@ -12,9 +12,11 @@ from eventstore.errors import (
     OutcomeUnknown,
     StoreUnavailable,
     StreamConfigMismatch,
+    StreamReplaced,
     WrongExpectedVersion,
 )
 from eventstore.follow import stop_if_cancelled
+from eventstore.identity import Followed, first_kept, identity_of, replacement, replacements, watch
 from eventstore.interface import EventStore
 from eventstore.jetstream import JetStreamEventStore
 from eventstore.memory import InMemoryEventStore
@@ -28,6 +30,7 @@ __all__ = [
     "Appended",
     "EventStore",
     "EventStoreError",
+    "Followed",
     "InMemoryEventStore",
     "JetStreamEventStore",
     "NatsUnreachable",
@@ -36,9 +39,15 @@ __all__ = [
     "StoreUnavailable",
     "StoredMessage",
     "StreamConfigMismatch",
+    "StreamReplaced",
     "StreamSpec",
     "Write",
     "WrongExpectedVersion",
     "connect",
+    "first_kept",
+    "identity_of",
+    "replacement",
+    "replacements",
     "stop_if_cancelled",
+    "watch",
 ]

@@ -37,3 +37,8 @@ class AppendRejected(EventStoreError):
 
 class StreamConfigMismatch(EventStoreError):
     """The stream exists with a configuration this store cannot use."""
+
+
+class StreamReplaced(EventStoreError):
+    """The stream is not the one this store was following (deleted and created again, purged):
+    nothing more is appended to it until the operator starts over deliberately."""

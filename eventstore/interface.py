@@ -22,6 +22,10 @@ class EventStore(Protocol):
     has seen within the duplicate window only once.
     """
 
+    replaced: str | None
+    """Why the stream can no longer be trusted (it was replaced under the store); None while it
+    can. Set once, never cleared: appends then raise ``StreamReplaced``."""
+
     async def append(
         self, subject: str, messages: Sequence[NewMessage], expected_version: int
     ) -> Appended:

@@ -10,6 +10,7 @@ This module holds the set-up and the appends; the reads are in ``eventstore.read
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Sequence
 
@@ -23,19 +24,25 @@ from nats.errors import (
     OutboundBufferLimitError,
 )
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import NotFoundError
+from nats.js import api as js_api
+from nats.js.errors import BadRequestError, NotFoundError
 
 from eventstore.errors import (
     AppendRejected,
     OutcomeUnknown,
     StoreUnavailable,
     StreamConfigMismatch,
+    StreamReplaced,
     WrongExpectedVersion,
 )
+from eventstore.identity import ID_KEY
 from eventstore.messages import Appended, NewMessage, Write
 from eventstore.reads import StreamReads
 from eventstore.spec import StreamSpec, incompatibilities
 from eventstore.wire import BATCH_DUPLICATE, MAX_BATCH, decode_ack
+
+_STREAM_NAME_IN_USE = 10058
+"""A stream of that name exists with another configuration."""
 
 _CONFLICT_CODES = frozenset({10071, 10164})
 """Wrong last sequence; 10164 is what a concurrent in-flight write on R3 (and a batch) reports."""
@@ -55,15 +62,26 @@ class JetStreamEventStore(StreamReads):
     ) -> None:
         super().__init__(nc, spec, timeout, read_batch)
         self.resolve_timeout = resolve_timeout
+        self.replaced: str | None = None
+        self._acked = 0
+        """The highest sequence an append was acknowledged at: a later append acknowledged at or
+        below it went to another stream of the same name."""
 
-    async def ensure_stream(self) -> None:
+    async def ensure_stream(self) -> js_api.StreamInfo:
         """Create the stream if it is missing; refuse to use one configured incompatibly."""
         wanted = self.spec.to_config()
-        try:
-            info = await self.js.stream_info(self.spec.name)
-        except NotFoundError:
-            await self.js.add_stream(wanted)
-            return
+        info = await self.info_or_none()
+        if info is None:
+            # An id of its own in the metadata: what tells this stream from a later one of the
+            # same name (``eventstore.identity``).
+            minted = dataclasses.replace(wanted, metadata={ID_KEY: uuid.uuid4().hex})
+            try:
+                return await self.js.add_stream(minted)
+            except BadRequestError as exc:
+                if exc.err_code != _STREAM_NAME_IN_USE:
+                    raise
+                # Another process created it first (with an id of its own): that one it is.
+                info = await self.js.stream_info(self.spec.name)
         problems = incompatibilities(info.config, wanted)
         if problems:
             raise StreamConfigMismatch(
@@ -71,6 +89,24 @@ class JetStreamEventStore(StreamReads):
                 + "; ".join(problems)
                 + " (change it deliberately with the nats CLI, or use another stream name)"
             )
+        return info
+
+    @property
+    def acked_seq(self) -> int:
+        """The highest sequence an append of this store was acknowledged at (0: none yet)."""
+        return self._acked
+
+    async def info_or_none(self) -> js_api.StreamInfo | None:
+        """The stream's configuration and state, or None when it does not exist."""
+        try:
+            return await self.js.stream_info(self.spec.name)
+        except NotFoundError:
+            return None
+
+    def refuse(self, reason: str) -> None:
+        """Append nothing more: the stream was replaced under the store (the first reason stays)."""
+        if self.replaced is None:
+            self.replaced = reason
 
     # ------------------------------------------------------------------ appends
 
@@ -86,6 +122,8 @@ class JetStreamEventStore(StreamReads):
         One message is a plain publish; anything more is an atomic batch (a batch
         commit costs a few milliseconds, a plain publish a fraction of one).
         """
+        if self.replaced is not None:
+            raise StreamReplaced(self.replaced)
         writes = [w for w in writes if w.messages]
         count = sum(len(w.messages) for w in writes)
         if count == 0:
@@ -98,6 +136,7 @@ class JetStreamEventStore(StreamReads):
             return await self._resolve(writes, count, unknown.reason)
 
     async def _send(self, writes: Sequence[Write], count: int) -> Appended:
+        floor = self._acked
         try:
             if count == 1:
                 reply = await self._publish_one(writes[0])
@@ -128,6 +167,15 @@ class JetStreamEventStore(StreamReads):
                 raise StoreUnavailable(f"JetStream unavailable: {err.description}")
             raise AppendRejected(err.err_code, err.description)
         last = ack.seq
+        if last <= floor and not ack.duplicate:
+            # Sent after an append was acknowledged at ``floor``, so stored after it: a
+            # sequence that went back means another stream took this one's name.
+            self.refuse(
+                f"stream {self.spec.name} was replaced: an append was acknowledged at seq {last} "
+                f"after one at seq {floor}"
+            )
+            raise StreamReplaced(self.replaced or "")
+        self._acked = max(self._acked, last)
         return Appended(tuple(range(last - count + 1, last + 1)))
 
     async def _publish_one(self, write: Write) -> Msg:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from eventstore.errors import AppendRejected, WrongExpectedVersion
+from eventstore.errors import AppendRejected, StreamReplaced, WrongExpectedVersion
 from eventstore.messages import Appended, NewMessage, StoredMessage
 from eventstore.wire import BATCH_DUPLICATE, MAX_BATCH
 
@@ -28,6 +28,7 @@ class InMemoryEventStore:
     ) -> None:
         self.duplicate_window = duplicate_window
         self.clock = clock
+        self.replaced: str | None = None
         self._messages: list[StoredMessage] = []
         self._by_subject: dict[str, list[StoredMessage]] = {}
         self._msg_ids: dict[str, tuple[int, float]] = {}
@@ -36,6 +37,8 @@ class InMemoryEventStore:
         self, subject: str, messages: Sequence[NewMessage], expected_version: int
     ) -> Appended:
         """Append messages to one subject at ``expected_version``, all or none."""
+        if self.replaced is not None:
+            raise StreamReplaced(self.replaced)
         if not messages:
             raise ValueError("nothing to append")
         if len(messages) > MAX_BATCH:

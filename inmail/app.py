@@ -23,10 +23,11 @@ from nats.errors import Error as NatsError
 
 from contracts import subjects
 from contracts.commands import COMMANDS
-from eventstore import JetStreamEventStore, connect
+from eventstore import Followed, JetStreamEventStore, connect
 from inmail.command_subscription import CommandSubscription
 from inmail.health import DependencyCheck
 from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
+from inmail.stream_guard import StreamGuard
 from inmail.streams import events_stream, members_stream
 from projections.queries import QueryService
 from projections.runner import Projections
@@ -59,6 +60,9 @@ class ServiceSettings:
     drain_timeout: float = 15.0
     clock: Clock = system_clock
     """Now, for commands without a trusted ``occurred_at`` and for the monthly refresh."""
+    new_stream: bool = False
+    """Start over on ``INMAIL_EVENTS`` as it is now, even if it is not the stream the service
+    recorded (created when missing; read models following another one are rebuilt)."""
 
 
 def default_store_url(data_dir: Path) -> str:
@@ -80,6 +84,7 @@ class InMailService:
         """The query and operator handlers (FastStream), when projections run."""
         self.commands: CommandSubscription | None = None
         self._scheduler: asyncio.Task[None] | None = None
+        self._stream_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect, make sure the streams exist, start projections, then answer requests."""
@@ -88,7 +93,15 @@ class InMailService:
             raise ValueError("a service with neither commands nor projections would do nothing")
         self.nc = nc = await connect(s.nats_url, name="inmail-service", creds=s.nats_creds)
         self.events = events = JetStreamEventStore(nc, events_stream(s.replicas))
-        await events.ensure_stream()
+        guard = StreamGuard(nc, events, replicas=s.replicas)
+        try:
+            # The read models' record of the stream counts too: no fresh empty stream where
+            # they say there was one.
+            read_models = await self._open_projections() if s.projections else {}
+            await guard.open(read_models, new_stream=s.new_stream)
+        except BaseException:
+            await self.stop()
+            raise
         await events.open()
         if s.commands:
             contacts = ContactBook(nc, members_stream(s.replicas))
@@ -105,9 +118,8 @@ class InMailService:
             if dependency.problem:
                 log.warning("%s: %s", name, dependency.problem)
         probes: list[str] = []
-        if s.projections:
-            self.projections = Projections(events, s.store_url)
-            await self.projections.start()
+        if self.projections is not None:
+            await self.projections.start(new_stream=s.new_stream)
             self.queries = QueryService(self.projections, events, dependencies=dependencies)
             self.broker = build_query_broker(
                 s.nats_url,
@@ -125,16 +137,24 @@ class InMailService:
             probes.append(subjects.command(COMMANDS[0].__name__))
         for probe in probes:
             await wait_until_answering(nc, probe)
+        if self.executor is not None:
+            self._stream_watch = asyncio.create_task(guard.watch(), name="stream-guard")
         if self.executor is not None and s.scheduler:
             refresh = MonthlyRefresh(self.executor, events, clock=s.clock, replicas=s.replicas)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
         log.info("InMail service answering on %s", s.nats_url)
 
+    async def _open_projections(self) -> dict[str, Followed]:
+        assert self.events is not None
+        self.projections = Projections(self.events, self.settings.store_url)
+        return await self.projections.open()
+
     async def stop(self) -> None:
         """Stop taking requests, finish the ones in flight, then close everything."""
-        if self._scheduler is not None:
-            await cancel_and_wait(self._scheduler)
-            self._scheduler = None
+        for task in (self._scheduler, self._stream_watch):
+            if task is not None:
+                await cancel_and_wait(task)
+        self._scheduler = self._stream_watch = None
         # No new requests from here on; those in flight finish and get their replies.
         if self.commands is not None:
             async with _unless_server_gone("stopping the command subscription"):

@@ -32,6 +32,10 @@ InMail Broker: paid direct messages between members, event-sourced on NATS JetSt
 
 Commands are core NATS requests on `inmail.cmd.<Command>`; the reply is
 `{"ok": true, "data": {...}, "seq": N}` or `{"ok": false, "error": {"code", "message"}}`.
+The same `command_id` sent again returns the original reply and writes nothing; sent
+again asking for something else (another payload, `occurred_at` aside) it answers
+`IDEMPOTENCY_CONFLICT` and writes nothing. Every event carries the `fingerprint` of
+the command that caused it, which is how that is told.
 Queries are requests on `inmail.query.<Query>`; answers carry `as_of_seq`.
 Operator requests (`inmail replay`) are requests on `inmail.admin.<Operation>`.
 Events are stored in JetStream stream `INMAIL_EVENTS`, one subject per member
@@ -45,6 +49,10 @@ Every connection authenticates with NATS credentials (a user JWT and its nkey):
 `INMAIL_EVENTS` through consumers of its own, and only the service may write events
 (docs/security.md). The service answers requests only: a message without a reply
 subject, or with a JetStream one, is ignored.
+
+An event that cannot be read is quarantined (`Health.quarantined`); its member's
+commands answer `UNAVAILABLE` until an operator skips it (`inmail.admin.SkipEvent`,
+recorded as an `EventSkipped` event on the member's subject).
 """
 
 

@@ -29,11 +29,12 @@ from nats.aio.subscription import Subscription
 
 from contracts import replies, subjects
 from eventstore import OutcomeUnknown
-from inmail.routes import is_request
+from inmail.routes import WRITE_ROUTES, is_request
 
 log = logging.getLogger("inmail.service")
 
-SUBJECT = subjects.command("*")
+SUBJECTS = (subjects.command("*"), *(route.subject for route in WRITE_ROUTES))
+"""Every command, and the operator requests that write events (``inmail.admin.SkipEvent``)."""
 QUEUE = subjects.COMMAND_QUEUE
 
 Handler = Callable[[str, bytes], Awaitable[bytes]]
@@ -47,24 +48,25 @@ class CommandSubscription:
         self.nc = nc
         self.handle = handle
         self.dispatcher = Dispatcher(nc, max_in_flight)
-        self._subscription: Subscription | None = None
+        self._subscriptions: list[Subscription] = []
 
     async def start(self) -> None:
         """Subscribe; requests reach the handler from the server's next message on."""
-        self._subscription = await self.nc.subscribe(SUBJECT, queue=QUEUE, cb=self._on_message)
+        for subject in SUBJECTS:
+            self._subscriptions.append(await self.nc.subscribe(subject, queue=QUEUE, cb=self._on_message))
 
     async def _on_message(self, msg: Msg) -> None:
         if not is_request(msg.reply):
             log.debug("ignored a message that is no request on %s", msg.subject)
             return
-        name = msg.subject[len(subjects.COMMAND_ROOT) + 1 :]
+        name = msg.subject.rsplit(".", 1)[-1]
         await self.dispatcher.dispatch(self.handle, name, msg.data, msg.reply)
 
     async def stop(self, grace: float) -> None:
         """Take no more commands, hand on those already received, wait ``grace`` s for all to finish."""
-        subscription, self._subscription = self._subscription, None
+        subscriptions, self._subscriptions = self._subscriptions, []
         try:
-            if subscription is not None:
+            for subscription in subscriptions:
                 # Drain, not unsubscribe: the messages the server already sent are still answered.
                 await subscription.drain()  # type: ignore[no-untyped-call]
         finally:

@@ -28,6 +28,7 @@ from contracts import replies
 from contracts.admin import Replay
 from contracts.queries import CreditBalance, CreditLedger, Health, Inbox, ResponseStats
 from contracts.replies import Failure, QueryOk
+from contracts.validation import explain
 from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route, is_request
 
 log = logging.getLogger("inmail.queries")
@@ -136,7 +137,8 @@ def _decoder(route: Route) -> Callable[[NatsMessage], Awaitable[Any]]:
         try:
             return decoder.decode(message.body.strip() or b"{}")
         except msgspec.ValidationError as exc:
-            raise MalformedRequest(f"invalid {what}: {exc}") from None
+            # In words, never a raw pattern (contract 1.1).
+            raise MalformedRequest(f"invalid {what}: {explain(exc, route.request)}") from None
         except msgspec.DecodeError:
             raise MalformedRequest(f"invalid {what}: the body is not JSON") from None
 

@@ -2,7 +2,8 @@
 
 One table read by the query handlers (which subscribe from it), the AsyncAPI
 document and the reference page, so the three cannot disagree. Commands are
-served by one wildcard subscription (``inmail.command_subscription``); their rows
+served by one wildcard subscription (``inmail.command_subscription``), which also
+takes the operator requests that write events; their rows
 here say what each of its subjects takes.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from contracts import subjects
-from contracts.admin import ADMIN_OPERATIONS
+from contracts.admin import READ_OPERATIONS, WRITE_OPERATIONS
 from contracts.commands import COMMANDS
 from contracts.queries import QUERIES
 from contracts.replies import REPLY_DATA, CommandOk, QueryOk
@@ -68,6 +69,11 @@ QUERY_ROUTES = tuple(
 ADMIN_ROUTES = tuple(
     # No queue group: every process running projections rebuilds its own.
     Route(operation, subjects.admin(operation.__name__), "", QueryOk)
-    for operation in ADMIN_OPERATIONS
+    for operation in READ_OPERATIONS
 )
-ROUTES = (*COMMAND_ROUTES, *QUERY_ROUTES, *ADMIN_ROUTES)
+WRITE_ROUTES = tuple(
+    # Operator requests that write events: one command process answers each, as for commands.
+    Route(operation, subjects.admin(operation.__name__), subjects.COMMAND_QUEUE, CommandOk)
+    for operation in WRITE_OPERATIONS
+)
+ROUTES = (*COMMAND_ROUTES, *QUERY_ROUTES, *ADMIN_ROUTES, *WRITE_ROUTES)

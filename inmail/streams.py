@@ -10,6 +10,9 @@ from contracts import subjects
 from eventstore import StreamSpec
 from services.monthly_refresh import BUCKET
 
+IDENTITY_BUCKET = "INMAIL_IDENTITY"
+"""The service's record of the events stream's identity (``inmail.stream_guard``)."""
+
 
 def events_stream(replicas: int = 1) -> StreamSpec:
     """The stream of member aggregates: the source of truth."""
@@ -40,6 +43,7 @@ STORES: tuple[Store, ...] = (
     Store(subjects.EVENTS_STREAM, "stream"),
     Store(subjects.MEMBERS_STREAM, "stream"),
     Store(BUCKET, "bucket"),
+    Store(IDENTITY_BUCKET, "bucket"),
 )
 """Everything the service keeps in JetStream, the source of truth first: commands of every
 kind need all of them."""

@@ -24,15 +24,16 @@ from contracts.queries import (
     Health,
     HealthData,
     Inbox,
+    QuarantinedEvent,
     Query,
     ResponseStats,
 )
 from contracts.replies import Failure, QueryOk
-from eventstore import JetStreamEventStore
+from eventstore import JetStreamEventStore, StoreUnavailable
 from projections import credits, inbox, response_stats
 from projections.base import QueryFailure
 from projections.db import Tx
-from projections.runner import Projections
+from projections.runner import NewStreamUnconfirmed, Projections
 
 log = logging.getLogger("inmail.queries")
 
@@ -71,8 +72,10 @@ class QueryService:
         positions = self.projections.positions()
         problems = self.projections.problems()
         problems.update({name: d.problem for name, d in dependencies.items() if d.problem})
+        quarantined = await self._quarantined()
         data = HealthData(
-            status="degraded" if problems else self.projections.status(),
+            # Quarantined events hold up their members' commands: not everything can succeed.
+            status="degraded" if problems or quarantined else self.projections.status(),
             stream_seq=self._stream_seq,
             projections=positions,
             problems=problems,
@@ -83,6 +86,7 @@ class QueryService:
                 for name, seq in positions.items()
                 if stream_seq is not None and seq <= stream_seq
             },
+            quarantined=quarantined,
         )
         return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
 
@@ -112,10 +116,17 @@ class QueryService:
                 f"names: unknown projection {', '.join(unknown)} "
                 f"(this service runs {', '.join(self.projections.names)})",
             )
-        target = await self.projections.reset(names, request.from_seq)
-        log.info("replay of %s from seq %d requested; target %d", ", ".join(names), request.from_seq, target)
-        started = ReplayStarted(names=names, from_seq=request.from_seq, target_seq=target)
-        return QueryOk(data=started, as_of_seq=request.from_seq - 1)
+        try:
+            from_seq, target = await self.projections.reset(
+                names, request.from_seq, new_stream=request.new_stream
+            )
+        except NewStreamUnconfirmed as exc:
+            return replies.failure("INVALID_QUERY", str(exc))
+        except StoreUnavailable as exc:
+            return replies.failure("UNAVAILABLE", f"cannot replay: {exc}")
+        log.info("replay of %s from seq %d requested; target %d", ", ".join(names), from_seq, target)
+        started = ReplayStarted(names=names, from_seq=from_seq, target_seq=target)
+        return QueryOk(data=started, as_of_seq=from_seq - 1)
 
     async def _read(self, name: str, query: Q, answer: Callable[[Tx, Q], Any]) -> QueryOk | Failure:
         if name not in self.projections.names:
@@ -157,3 +168,11 @@ class QueryService:
 
     async def _dependencies(self) -> Mapping[str, Dependency]:
         return await self.dependencies() if self.dependencies is not None else {}
+
+    async def _quarantined(self) -> list[QuarantinedEvent]:
+        try:
+            return await self.projections.quarantined()
+        except Exception as exc:
+            # Health answers even when the read-model store hiccups; the next one will tell.
+            log.warning("quarantined events unavailable for Health: %s", exc)
+            return []

@@ -1,19 +1,20 @@
 """The checkpointed runner: every projection of one read-model store, fed from the event stream.
 
 One pull consumer (``JetStreamEventStore.follow_batches``: the server sends only
-what was asked for, so nothing overflows and nothing is lost) reads from the
-lowest position among the running projections + 1. Whatever arrived while the
-previous batch was being written becomes the next batch (up to ``batch_size``):
-large batches while catching up, single events when live. The ``Writer`` (``projections.writer``)
-applies each batch exactly once, in transactions that move each projection's
-position together with its rows, and stops a projection that cannot apply an
-event without holding up the others.
+what was asked for) reads from the lowest running position + 1; what arrived
+while the previous batch was written becomes the next batch (up to
+``batch_size``). The ``Writer`` (``projections.writer``) applies each batch
+exactly once, moving each projection's position with its rows, and stops a
+projection that cannot apply an event without holding up the others.
 
-This module keeps what the service asks of the read side: the positions and
-problems (mirrored from the writer after every batch), waiting for a sequence
-(``min_seq``), reading a read model in one snapshot with its position, and
-``reset`` for replays, which is the same code following again from a reset
-position. Reads run on a small pool of threads with connections of their own.
+This module keeps what the service asks of the read side: positions and
+problems, waiting for ``min_seq``, reading a read model in one snapshot with its
+position (on a small pool of threads), and ``reset`` for replays: the same code
+following again from a reset position. A read model whose stream is no longer
+the one it was built from (deleted and created again, purged, behind it:
+``eventstore.identity``), seen at start or by the check every ``watch_every``
+seconds, stops with the reason until a replay confirmed with ``new_stream`` (or
+``inmail serve --new-stream``) rebuilds it from the stream as it is now.
 """
 
 from __future__ import annotations
@@ -23,15 +24,24 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import MappingProxyType
 from typing import Literal, TypeVar
 
-from eventstore import JetStreamEventStore, StoredMessage, stop_if_cancelled
+from contracts.queries import QuarantinedEvent
+from eventstore import (
+    Followed,
+    JetStreamEventStore,
+    StoredMessage,
+    StoreUnavailable,
+    first_kept,
+    identity_of,
+    replacements,
+    stop_if_cancelled,
+    watch,
+)
+from projections import quarantine
 from projections.base import Projection
-from projections.credits import CreditsProjection
+from projections.catalogue import CATALOGUE, UnknownProjection
 from projections.db import Database, Tx
-from projections.inbox import InboxProjection
-from projections.response_stats import ResponseStatsProjection
 from projections.writer import Notes, Outcome, RawBatch, SlotState, States
 from projections.writer_host import WriterDied, make_host
 
@@ -39,18 +49,8 @@ log = logging.getLogger("inmail.projections")
 
 T = TypeVar("T")
 
-CATALOGUE: Mapping[str, type[Projection]] = MappingProxyType(
-    {
-        InboxProjection.name: InboxProjection,
-        CreditsProjection.name: CreditsProjection,
-        ResponseStatsProjection.name: ResponseStatsProjection,
-    }
-)
-"""Every projection, by name."""
-
-
-class UnknownProjection(ValueError):
-    """A projection name that is not in the catalogue (or not run here)."""
+class NewStreamUnconfirmed(Exception):
+    """Rebuilding would follow a stream other than the one the read models were built from."""
 
 
 class Projections:
@@ -65,6 +65,7 @@ class Projections:
         catalogue: Mapping[str, type[Projection]] = CATALOGUE,
         writer: Literal["process", "thread"] = "process",
         batch_size: int = 20_000,
+        watch_every: float = 1.0,
     ) -> None:
         chosen = list(catalogue) if names is None else list(dict.fromkeys(names))
         unknown = [name for name in chosen if name not in catalogue]
@@ -77,10 +78,16 @@ class Projections:
         # Parsed here so that a bad URL fails at once, in the caller.
         self.database = Database(store_url)
         self.batch_size = batch_size
+        self.watch_every = watch_every
         self._host = make_host(writer, store_url, catalogue, chosen)
         self._states: States = {name: SlotState(0, 1, None, None) for name in chosen}
+        self._opened = False
+        self._swapped: dict[str, str] = {}
+        """Projection name -> why the stream is not the one it follows (it follows nothing then)."""
         self._readers: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._following = asyncio.Lock()
         self._advanced = asyncio.Event()
         self._target: int | None = None
         self._caught_up = False
@@ -97,21 +104,59 @@ class Projections:
 
     # ------------------------------------------------------------------ life cycle
 
-    async def start(self) -> None:
-        """Open the store, create the schema, start following from the stored positions."""
+    async def open(self) -> dict[str, Followed]:
+        """Open the store and create the schema; what each read model follows. Follows nothing yet."""
+        if not self._opened:
+            await self._host.start()
+            try:
+                self._absorb(*await self._host.open())
+            except BaseException:
+                await self._host.stop()
+                raise
+            self._opened = True
+        return self.followed()
+
+    def followed(self, *, running: bool = False) -> dict[str, Followed]:
+        """Projection name -> what it recorded of the stream it follows (``running``: those following)."""
+        states = self._running() if running else self._states.items()
+        return {name: Followed(s.stream, s.from_seq, s.position) for name, s in states}
+
+    async def start(self, *, new_stream: bool = False) -> None:
+        """Open the store, check the stream, start following from the stored positions.
+
+        A read model whose stream is not the one it was built from stops there, or with
+        ``new_stream`` is rebuilt from the stream as it is now.
+        """
         if self._task is not None:
             return
-        await self._host.start()
-        try:
-            self._absorb(*await self._host.open())
-        except BaseException:
-            await self._host.stop()
-            raise
+        await self.open()
+        info = await self.event_store.info_or_none()
+        swapped = replacements(self.event_store.spec.name, info, self.followed())
+        if swapped and new_stream and info is not None:
+            self._absorb(*await self._host.reset(list(swapped), first_kept(info), identity_of(info)))
+            log.warning("read models %s rebuilt from the stream as it is now", ", ".join(swapped))
+        else:
+            self._swap(swapped)
+        fresh = [name for name, state in self._running() if state.stream is None]
+        if fresh and info is not None:
+            self._absorb(*await self._host.adopt(fresh, identity_of(info)))
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="projections-reader")
         self._task = asyncio.create_task(self._run(), name="projections")
+        checks = watch(
+            self.event_store.spec.name,
+            self.event_store.info_or_none,
+            lambda: self.followed(running=True),
+            self._stop_following,
+            self.watch_every,
+        )
+        self._watch_task = asyncio.create_task(checks, name="projections-stream-watch")
 
     async def stop(self) -> None:
         """Stop following (after the batch in hand is committed) and close the store."""
+        checks, self._watch_task = self._watch_task, None
+        if checks is not None:
+            checks.cancel()
+            await asyncio.wait([checks])
         await self._halt()
         await self._host.stop()
         readers, self._readers = self._readers, None
@@ -130,11 +175,14 @@ class Projections:
 
     def problems(self) -> dict[str, str]:
         """Projection name -> why it stopped (or what store error it is retrying)."""
-        return {
+        problems = {
             name: state.stopped or state.trouble or ""
             for name, state in self._states.items()
             if state.stopped or state.trouble
         }
+        for name, reason in self._swapped.items():
+            problems[name] = f"stopped: {reason}; start over with `inmail serve --new-stream`"
+        return problems
 
     def status(self) -> Literal["ok", "degraded", "starting"]:
         """``degraded`` when a projection has a problem; ``starting`` until the first catch-up."""
@@ -160,7 +208,11 @@ class Projections:
             states = [self._states[name] for name in chosen]
             if all(state.position >= seq for state in states):
                 return True
-            if any(state.stopped is not None for state in states if state.position < seq):
+            if any(
+                self._states[name].stopped is not None or name in self._swapped
+                for name in chosen
+                if self._states[name].position < seq
+            ):
                 return False
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -171,25 +223,46 @@ class Projections:
             except TimeoutError:
                 return False
 
-    async def reset(self, names: Sequence[str] | None, from_seq: int = 1) -> int:
-        """Clear the named read models and follow again from ``from_seq``; returns the replay's target.
-
-        Events before ``from_seq`` are ignored from then on (after a stream purge, the
-        first sequence left): the read models hold what the events from there say.
-        The target is the stream's last sequence at the moment of the reset.
+    async def reset(
+        self, names: Sequence[str] | None, from_seq: int = 1, *, new_stream: bool = False
+    ) -> tuple[int, int]:
+        """Clear the named read models and follow again from ``from_seq`` (at the earliest the
+        stream's first sequence: after a purge, events before it are gone); the sequence they
+        follow from and the replay's target, the stream's last sequence now. A read model
+        built from another stream is rebuilt only with ``new_stream``: what it holds is lost.
         """
         chosen = self._pick(names)
         if from_seq < 1:
             raise ValueError(f"from_seq must be 1 or more, not {from_seq}")
         if self._task is None:
             raise RuntimeError("projections are not started")
-        target = await self.event_store.last_seq()
-        await self._halt()
-        try:
-            self._absorb(*await self._host.reset(chosen, from_seq))
-        finally:
-            self._task = asyncio.create_task(self._run(), name="projections")
-        return target
+        async with self._following:
+            info = await self.event_store.info_or_none()
+            if info is None:
+                raise StoreUnavailable(f"stream {self.event_store.spec.name} does not exist")
+            followed = self.followed()
+            found = replacements(self.event_store.spec.name, info, {name: followed[name] for name in chosen})
+            unconfirmed = [r for name in chosen if (r := self._swapped.get(name) or found.get(name))]
+            if unconfirmed and not new_stream:
+                raise NewStreamUnconfirmed(
+                    f"{unconfirmed[0]}; rebuilding from it drops what the read models hold: "
+                    "confirm with `inmail replay --new-stream`"
+                )
+            from_seq = max(from_seq, first_kept(info))
+            await self._halt()
+            try:
+                self._absorb(*await self._host.reset(chosen, from_seq, identity_of(info)))
+                for name in chosen:
+                    self._swapped.pop(name, None)
+            finally:
+                self._task = asyncio.create_task(self._run(), name="projections")
+        return from_seq, int(info.state.last_seq)
+
+    async def quarantined(self) -> list[QuarantinedEvent]:
+        """Events the read models passed over as unreadable and no operator skipped yet."""
+        names = list(self._states)
+        found, _ = await self.read(names[0], lambda tx: quarantine.unresolved(tx, names))
+        return found
 
     async def read(self, name: str, query: Callable[[Tx], T]) -> tuple[T, int]:
         """Run ``query`` on one read model; the answer and the position it reflects, from one snapshot."""
@@ -208,10 +281,10 @@ class Projections:
         """
         if not messages:
             return
-        running = [state.position for state in self._states.values() if state.stopped is None]
+        running = [state.position for name, state in self._running()]
         if running and messages[0].seq > min(running) + 1:
             raise ValueError(f"messages start at {messages[0].seq}, after position {min(running)} + 1")
-        await self._apply([(m.seq, m.data) for m in messages])
+        await self._apply([(m.seq, m.subject, m.data) for m in messages])
 
     # ------------------------------------------------------------------ following
 
@@ -220,7 +293,7 @@ class Projections:
         while True:
             if delay:
                 await asyncio.sleep(delay)
-            running = [state for state in self._states.values() if state.stopped is None]
+            running = [state for _, state in self._running()]
             if not running:
                 # Nothing to follow until a reset brings a projection back (it restarts this task).
                 await asyncio.Event().wait()
@@ -242,7 +315,7 @@ class Projections:
         pages = self.event_store.follow_batches(start, batch=self.batch_size)
         async with contextlib.aclosing(pages):
             async for page in pages:
-                outcome = await self._apply([(m.seq, m.data) for m in page])
+                outcome = await self._apply([(m.seq, m.subject, m.data) for m in page])
                 if outcome is not Outcome.DONE:
                     return outcome
         return Outcome.RETRY
@@ -260,6 +333,27 @@ class Projections:
             raise
         self._absorb(result.states, result.notes)
         return result.outcome
+
+    def _running(self) -> list[tuple[str, SlotState]]:
+        """The projections that follow the stream: not stopped, their stream not replaced."""
+        return [
+            (name, state)
+            for name, state in self._states.items()
+            if state.stopped is None and name not in self._swapped
+        ]
+
+    def _swap(self, swapped: dict[str, str]) -> None:
+        for name, reason in swapped.items():
+            log.error("projection %s stopped: %s", name, reason)
+        self._swapped.update(swapped)
+
+    async def _stop_following(self, swapped: dict[str, str]) -> None:
+        """Follow again without the read models whose stream was replaced."""
+        async with self._following:
+            self._swap(swapped)
+            await self._halt()
+            self._task = asyncio.create_task(self._run(), name="projections")
+            self._absorb(self._states, [])
 
     async def _revive(self) -> Outcome:
         trouble = "the writer process ended; restarting it"

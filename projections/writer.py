@@ -14,7 +14,13 @@ Failing alone. A projection that cannot apply an event stops: it finds the
 event by applying the batch one event per transaction, keeps everything before
 it, and reports the sequence and the error. It never skips the event; the other
 projections carry on. Store errors worth retrying (a lock, a lost PostgreSQL
-connection) are retried by the runner with back-off instead.
+connection) are retried by the runner with back-off instead. An event that
+cannot even be read is no reason to stop: each projection records it as
+quarantined and goes on (``projections.quarantine``).
+
+Which stream. Each projection records the identity of the stream it follows
+(``projection_streams``), so the runner can tell a stream swapped underneath
+(``eventstore.identity``) from the one its rows came from.
 
 The writer is synchronous and knows nothing of where it runs: ``writer_host``
 runs it on a thread or in a child process and carries its results back.
@@ -27,23 +33,27 @@ import enum
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
-import msgspec
-
-from contracts.events import EVENT_TYPES, UPCASTERS, AnyEvent, decode_event
+from projections import quarantine
 from projections.base import Projection, ProjectionError
 from projections.db import Database, Session, Tx
+from projections.quarantine import Decoded
 
-RawBatch = list[tuple[int, bytes]]
-"""Stored messages as (stream sequence, event body), in stream order."""
-
-_KNOWN_TYPES = frozenset(kind.__name__ for kind in EVENT_TYPES) | frozenset(UPCASTERS)
+RawBatch = list[tuple[int, str, bytes]]
+"""Stored messages as (stream sequence, subject, event body), in stream order."""
 
 POSITIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_positions ("
     " name TEXT PRIMARY KEY, seq BIGINT NOT NULL, epoch BIGINT NOT NULL,"
     " from_seq BIGINT NOT NULL, version INTEGER NOT NULL)"
+)
+STREAMS_DDL = "CREATE TABLE IF NOT EXISTS projection_streams (name TEXT PRIMARY KEY, stream TEXT NOT NULL)"
+"""The identity of the stream each projection follows (a table of its own: stores made before
+identities were kept have no such column to add)."""
+_FOLLOW = (
+    "INSERT INTO projection_streams (name, stream) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET stream = excluded.stream"
 )
 _FENCE = "UPDATE projection_positions SET seq = ? WHERE name = ? AND seq = ? AND epoch = ?"
 _POSITION = "SELECT seq, epoch, from_seq FROM projection_positions WHERE name = ?"
@@ -66,6 +76,8 @@ class SlotState(NamedTuple):
     from_seq: int
     stopped: str | None
     trouble: str | None
+    stream: str | None = None
+    """The identity of the stream it follows; None until one is recorded."""
 
 
 States = dict[str, SlotState]
@@ -88,17 +100,6 @@ class BatchResult(NamedTuple):
     notes: Notes
 
 
-@dataclass(frozen=True, slots=True)
-class _Undecodable:
-    """A stored message that is not an event this code can read."""
-
-    type_name: str | None
-    error: str
-
-
-_Decoded = AnyEvent | _Undecodable
-
-
 class _Fenced(Exception):
     """Another worker moved the position first: this batch must not be applied here."""
 
@@ -111,13 +112,14 @@ class _Slot:
     from_seq: int = 1
     stopped: str | None = None
     trouble: str | None = None
+    stream: str | None = None
 
     @property
     def name(self) -> str:
         return self.projection.name
 
     def state(self) -> SlotState:
-        return SlotState(self.position, self.from_seq, self.stopped, self.trouble)
+        return SlotState(self.position, self.from_seq, self.stopped, self.trouble, self.stream)
 
 
 class Writer:
@@ -136,6 +138,8 @@ class Writer:
         with self._write() as tx:
             tx.lock_schema()
             tx.execute(POSITIONS_DDL)
+            tx.execute(STREAMS_DDL)
+            tx.execute(quarantine.DDL)
             for slot in self._slots.values():
                 self._prepare(tx, slot)
         return self._report()
@@ -145,8 +149,8 @@ class Writer:
         outcome = self._apply_batch(batch)
         return BatchResult(outcome, *self._report())
 
-    def reset(self, names: Sequence[str], from_seq: int) -> Report:
-        """Clear the named read models; they follow again from ``from_seq``."""
+    def reset(self, names: Sequence[str], from_seq: int, stream: str) -> Report:
+        """Clear the named read models; they follow ``stream`` again from ``from_seq``."""
         for name in names:
             slot = self._slots[name]
             with self._write() as tx:
@@ -160,9 +164,21 @@ class Writer:
                 assert row is not None
                 for table in slot.projection.tables:
                     tx.clear(table)
+                quarantine.clear(tx, name)
+                tx.execute(_FOLLOW, (name, stream))
             slot.position, slot.epoch, slot.from_seq = row
             slot.stopped = slot.trouble = None
+            slot.stream = stream
             self._note(logging.INFO, f"projection {name} reset: following again from {from_seq}")
+        return self._report()
+
+    def adopt(self, names: Sequence[str], stream: str) -> Report:
+        """Record ``stream`` as the one the named projections follow, keeping their rows."""
+        with self._write() as tx:
+            for name in names:
+                tx.execute(_FOLLOW, (name, stream))
+        for name in names:
+            self._slots[name].stream = stream
         return self._report()
 
     def close(self) -> None:
@@ -179,7 +195,7 @@ class Writer:
         if not running:
             return Outcome.DONE
         lowest = min(slot.position for slot in running)
-        decoded = [(seq, _decode(data)) for seq, data in batch if seq > lowest]
+        decoded = [(seq, quarantine.decode(subject, data)) for seq, subject, data in batch if seq > lowest]
         if not decoded:
             return Outcome.DONE
         if all(slot.position == lowest for slot in running):
@@ -195,10 +211,8 @@ class Writer:
             outcome = max(outcome, self._apply_slot(slot, decoded))
         return outcome
 
-    def _commit_together(self, slots: list[_Slot], decoded: list[tuple[int, _Decoded]]) -> None:
-        if any(type(event) is _Undecodable for _, event in decoded):
-            raise ProjectionError("an event cannot be read")
-        events = cast(list[tuple[int, AnyEvent]], decoded)
+    def _commit_together(self, slots: list[_Slot], decoded: list[tuple[int, Decoded]]) -> None:
+        events, unreadable, skips = quarantine.sort(decoded)
         handled = [
             [item for item in events if type(item[1]) in slot.projection.handles] for slot in slots
         ]
@@ -209,10 +223,11 @@ class Writer:
                     raise _Fenced
                 if mine:
                     slot.projection.apply(tx, mine, strict=slot.from_seq <= 1)
+                self._quarantine(tx, slot, unreadable, skips)
         for slot in slots:
             slot.position = last
 
-    def _apply_slot(self, slot: _Slot, decoded: list[tuple[int, _Decoded]]) -> Outcome:
+    def _apply_slot(self, slot: _Slot, decoded: list[tuple[int, Decoded]]) -> Outcome:
         items = [item for item in decoded if item[0] > slot.position]
         if not items:
             return Outcome.DONE
@@ -240,23 +255,29 @@ class Writer:
         slot.trouble = None
         return Outcome.DONE
 
-    def _commit(self, slot: _Slot, items: list[tuple[int, _Decoded]]) -> None:
+    def _commit(self, slot: _Slot, items: list[tuple[int, Decoded]]) -> None:
         projection = slot.projection
-        events: list[tuple[int, AnyEvent]] = []
-        for seq, event in items:
-            if isinstance(event, _Undecodable):
-                # An unknown type may be one this projection should have handled: never guess.
-                if event.type_name not in _KNOWN_TYPES or projection.handles_type(event.type_name or ""):
-                    raise ProjectionError(f"cannot read the event at seq {seq}: {event.error}")
-            elif type(event) in projection.handles:
-                events.append((seq, event))
+        events, unreadable, skips = quarantine.sort(items)
+        mine = [item for item in events if type(item[1]) in projection.handles]
         last = items[-1][0]
         with self._write() as tx:
             if tx.execute(_FENCE, (last, slot.name, slot.position, slot.epoch)) != 1:
                 raise _Fenced
-            if events:
-                projection.apply(tx, events, strict=slot.from_seq <= 1)
+            if mine:
+                projection.apply(tx, mine, strict=slot.from_seq <= 1)
+            self._quarantine(tx, slot, unreadable, skips)
         slot.position = last
+
+    def _quarantine(
+        self, tx: Tx, slot: _Slot, unreadable: list[tuple[int, str, str]], skips: list[tuple[int, int]]
+    ) -> None:
+        if unreadable:
+            quarantine.record(tx, slot.name, unreadable)
+            for seq, subject, error in unreadable:
+                note = f"projection {slot.name}: seq {seq} ({subject}) quarantined: {error}"
+                self._note(logging.WARNING, note)
+        if skips:
+            quarantine.resolve(tx, slot.name, skips)
 
     def _reload(self, slot: _Slot) -> Outcome:
         with self._session_or_connect().read() as tx:
@@ -306,6 +327,8 @@ class Writer:
                 tx.execute(f"DROP TABLE IF EXISTS {table}")
         for statement in projection.schema:
             tx.execute(statement)
+        stream = tx.fetchone("SELECT stream FROM projection_streams WHERE name = ?", (slot.name,))
+        slot.stream = stream[0] if stream else None
         if row is None:
             tx.execute(
                 "INSERT INTO projection_positions (name, seq, epoch, from_seq, version)"
@@ -320,6 +343,7 @@ class Writer:
                 (row[1] + 1, projection.version, slot.name),
             )
             slot.position, slot.epoch, slot.from_seq = 0, row[1] + 1, 1
+            quarantine.clear(tx, slot.name)
         else:
             slot.position, slot.epoch, slot.from_seq = row[0], row[1], row[2]
 
@@ -339,18 +363,6 @@ class Writer:
 
     def _note(self, level: int, message: str) -> None:
         self._notes.append((level, message))
-
-
-def _decode(data: bytes) -> _Decoded:
-    try:
-        return decode_event(data)
-    except Exception as exc:
-        type_name: str | None = None
-        with contextlib.suppress(msgspec.DecodeError):
-            raw = msgspec.json.decode(data)
-            if isinstance(raw, dict) and isinstance(raw.get("type"), str):
-                type_name = raw["type"]
-        return _Undecodable(type_name, one_line(exc))
 
 
 def one_line(exc: BaseException) -> str:

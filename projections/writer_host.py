@@ -48,8 +48,11 @@ class WriterHost(Protocol):
     async def apply(self, batch: RawBatch) -> BatchResult:
         """``Writer.apply``: one batch, exactly once."""
 
-    async def reset(self, names: Sequence[str], from_seq: int) -> Report:
-        """``Writer.reset``: clear the named read models to follow again from ``from_seq``."""
+    async def reset(self, names: Sequence[str], from_seq: int, stream: str) -> Report:
+        """``Writer.reset``: clear the named read models to follow ``stream`` again from ``from_seq``."""
+
+    async def adopt(self, names: Sequence[str], stream: str) -> Report:
+        """``Writer.adopt``: record the stream the named projections follow."""
 
     async def restart(self) -> None:
         """Replace the writer with a new one (to be opened again)."""
@@ -86,10 +89,15 @@ class WriterThread:
         thread, writer = self._started()
         return await asyncio.get_running_loop().run_in_executor(thread, writer.apply, batch)
 
-    async def reset(self, names: Sequence[str], from_seq: int) -> Report:
+    async def reset(self, names: Sequence[str], from_seq: int, stream: str) -> Report:
         """``Writer.reset`` on the writer's thread."""
         thread, writer = self._started()
-        return await asyncio.get_running_loop().run_in_executor(thread, writer.reset, names, from_seq)
+        return await asyncio.get_running_loop().run_in_executor(thread, writer.reset, names, from_seq, stream)
+
+    async def adopt(self, names: Sequence[str], stream: str) -> Report:
+        """``Writer.adopt`` on the writer's thread."""
+        thread, writer = self._started()
+        return await asyncio.get_running_loop().run_in_executor(thread, writer.adopt, names, stream)
 
     async def restart(self) -> None:
         """A new writer on a new thread (a thread cannot die as a process does; for symmetry)."""
@@ -113,7 +121,8 @@ class WriterThread:
 Request = (
     tuple[Literal["open"]]
     | tuple[Literal["apply"], RawBatch]
-    | tuple[Literal["reset"], list[str], int]
+    | tuple[Literal["reset"], list[str], int, str]
+    | tuple[Literal["adopt"], list[str], str]
     | tuple[Literal["close"]]
 )
 """What the runner asks of the child, pickled: builtins only."""
@@ -168,9 +177,13 @@ class WriterProcess:
         """``Writer.apply`` in the child: one round trip for the whole batch."""
         return msgspec.convert(await self._call(("apply", batch)), BatchResult)
 
-    async def reset(self, names: Sequence[str], from_seq: int) -> Report:
+    async def reset(self, names: Sequence[str], from_seq: int, stream: str) -> Report:
         """``Writer.reset`` in the child."""
-        return msgspec.convert(await self._call(("reset", list(names), from_seq)), Report)
+        return msgspec.convert(await self._call(("reset", list(names), from_seq, stream)), Report)
+
+    async def adopt(self, names: Sequence[str], stream: str) -> Report:
+        """``Writer.adopt`` in the child."""
+        return msgspec.convert(await self._call(("adopt", list(names), stream)), Report)
 
     async def stop(self) -> None:
         """Close the writer, end the child (killed after 10 s), and let the pipe go."""
@@ -256,8 +269,10 @@ def _answer(writer: Writer, request: Request) -> Report | BatchResult | None:
             return writer.apply(batch)
         case ("open",):
             return writer.open()
-        case ("reset", names, from_seq):
-            return writer.reset(names, from_seq)
+        case ("reset", names, from_seq, stream):
+            return writer.reset(names, from_seq, stream)
+        case ("adopt", names, stream):
+            return writer.adopt(names, stream)
         case ("close",):
             writer.close()
             return None

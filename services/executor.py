@@ -12,19 +12,22 @@ import itertools
 import logging
 import random
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
 
 from contracts import replies
+from contracts.admin import SkipEvent
 from contracts.commands import COMMANDS, AnyCommand, Command, InMailCommand, RegisterMember
 from contracts.replies import CommandOk, Failure
+from contracts.validation import explain
 from eventstore import (
     AppendRejected,
     OutcomeUnknown,
     StoreUnavailable,
+    StreamReplaced,
     WrongExpectedVersion,
 )
 from services import routing
@@ -34,8 +37,9 @@ from services.domain.decider import decide
 from services.domain.errors import DomainError
 from services.domain.rules import Context
 from services.domain.state import Member
+from services.quarantine import skip_event
 from services.reply_data import reply_data
-from services.repository import Loaded, MemberRepository
+from services.repository import Loaded, MemberRepository, Quarantined
 
 log = logging.getLogger("inmail.commands")
 
@@ -59,28 +63,24 @@ def fresh_ids() -> Iterator[str]:
         yield f"{prefix}{number:x}"
 
 
-_decoders = {cls.__name__: msgspec.json.Decoder(cls) for cls in COMMANDS}
+_KINDS: dict[str, type[msgspec.Struct]] = {kind.__name__: kind for kind in COMMANDS}
+_KINDS[SkipEvent.__name__] = SkipEvent
+_decoders = {name: msgspec.json.Decoder(kind) for name, kind in _KINDS.items()}
 
 
-def decode_command(name: str, body: bytes) -> AnyCommand | Failure:
-    """A command from its subject's name and its body, or an INVALID_COMMAND failure."""
+def decode_command(name: str, body: bytes) -> AnyCommand | SkipEvent | Failure:
+    """A command (or a ``SkipEvent`` request) from its subject's name and its body, or an
+    INVALID_COMMAND failure saying in words what is wrong."""
     decoder = _decoders.get(name)
     if decoder is None:
         return replies.failure("INVALID_COMMAND", f"unknown command {name}")
     try:
-        command: AnyCommand = decoder.decode(body)  # type: ignore[assignment]
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return replies.failure("INVALID_COMMAND", _explain(exc))
+        command: AnyCommand | SkipEvent = decoder.decode(body)  # type: ignore[assignment]
+    except msgspec.ValidationError as exc:
+        return replies.failure("INVALID_COMMAND", explain(exc, _KINDS[name]))
+    except msgspec.DecodeError as exc:
+        return replies.failure("INVALID_COMMAND", f"the body is not valid JSON: {exc}")
     return command
-
-
-def _explain(exc: Exception) -> str:
-    text = str(exc)
-    if isinstance(exc, msgspec.DecodeError) and "malformed" in text.lower():
-        return f"body is not valid JSON: {text}"
-    if text.startswith("Expected `object`"):
-        return "body must be a JSON object"
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +111,31 @@ class CommandExecutor:
         self.ids = ids or fresh_ids()
 
     async def handle_raw(self, name: str, body: bytes) -> bytes:
-        """Decode and execute a command; the encoded reply envelope."""
+        """Decode and execute a command (or a ``SkipEvent``); the encoded reply envelope."""
         decoded = decode_command(name, body)
         if isinstance(decoded, Failure):
             return replies.encode(decoded)
+        if isinstance(decoded, SkipEvent):
+            return replies.encode(await self.skip(decoded))
         return replies.encode(await self.execute(decoded))
 
     async def execute(self, command: AnyCommand) -> CommandOk | Failure:
         """Execute one command; raises only ``OutcomeUnknown`` (then no reply is sent)."""
+        return await self._answer(type(command).__name__, lambda: self._execute(command))
+
+    async def skip(self, request: SkipEvent) -> CommandOk | Failure:
+        """Record that a quarantined event is skipped (``services.quarantine``), at the server's time."""
+        return await self._answer(
+            SkipEvent.__name__, lambda: skip_event(self.repository, request, self.clock(), next(self.ids))
+        )
+
+    async def _answer(
+        self, name: str, outcome: Callable[[], Awaitable[CommandOk | Failure]]
+    ) -> CommandOk | Failure:
+        """The reply to a request that may write: every error becomes one, never a traceback."""
         try:
-            return await self._execute(command)
+            self.repository.check_stream()
+            return await outcome()
         except DomainError as exc:
             return replies.failure(exc.code, str(exc))
         except OutcomeUnknown:
@@ -131,8 +146,18 @@ class CommandExecutor:
             return replies.failure(
                 "UNAVAILABLE", f"{exc}; nothing was recorded, retry with the same command_id"
             )
+        except Quarantined as exc:
+            return replies.failure("UNAVAILABLE", f"{exc}; nothing was recorded")
+        except StreamReplaced as exc:
+            # Not "nothing was recorded": the append that revealed it may have landed on the
+            # new stream, which no one follows until the operator starts over.
+            return replies.failure(
+                "UNAVAILABLE",
+                f"{exc}; no command is acknowledged until the operator starts over "
+                "(`inmail serve --new-stream`)",
+            )
         except Exception:
-            log.exception("command %s failed", type(command).__name__)
+            log.exception("%s failed", name)
             return replies.failure("UNAVAILABLE", "internal error; nothing was recorded")
 
     async def _execute(self, command: AnyCommand) -> CommandOk | Failure:

@@ -4,6 +4,11 @@ The cache keeps each recently used member's state and version in memory, so a
 command on a warm aggregate reads nothing before it appends: a stale state is
 caught by optimistic concurrency on the append (and then caught up), and an
 answer given without an append is double-checked by a catch-up read.
+
+An event on a member's subject that cannot be read (an unknown type, invalid
+fields) is quarantined: the member cannot be loaded past it, and its commands
+answer ``UNAVAILABLE`` naming the sequence, until an operator records an
+``EventSkipped`` for it. Loading then passes over the event, as every replay does.
 """
 
 from __future__ import annotations
@@ -14,10 +19,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from contracts import subjects
-from contracts.events import AnyEvent, decode_event, encode_event
-from eventstore import Appended, EventStore, NewMessage
+from contracts.events import AnyEvent, EventSkipped, decode_event, encode_event
+from contracts.validation import explain_event
+from eventstore import Appended, EventStore, NewMessage, StoredMessage, StreamReplaced
 from services.domain.sending import registered_seq_of
 from services.domain.state import Member, evolve
+
+
+class Quarantined(Exception):
+    """A member's events hold one that cannot be read and that no operator has skipped yet."""
+
+    def __init__(self, member_id: str, seq: int, error: str) -> None:
+        self.member_id = member_id
+        self.seq = seq
+        super().__init__(
+            f"member {member_id} cannot be served: the event at seq {seq} cannot be read ({error}) "
+            f"and is quarantined; an operator can skip it with `inmail quarantine resolve {seq} --skip`"
+        )
 
 
 @dataclass(slots=True)
@@ -74,9 +92,18 @@ class MemberRepository:
         if loaded.version and await self.store.last_seq_of(subject) <= loaded.version:
             return False
         stored = await self.store.read_subject(subject, after=loaded.version)
-        for message in stored:
-            _apply(loaded, decode_event(message.data), message.seq)
+        readable, unreadable = _readable(loaded.member_id, stored)
+        for event, seq in readable:
+            _apply(loaded, event, seq)
+        if unreadable is not None:
+            raise unreadable
         return bool(stored)
+
+    def check_stream(self) -> None:
+        """Refuse to go on when the stream was replaced under the store: no command is answered
+        from a history that is not the one the service recorded."""
+        if self.store.replaced is not None:
+            raise StreamReplaced(self.store.replaced)
 
     async def append(self, loaded: Loaded, events: Sequence[AnyEvent], expected_version: int) -> Appended:
         """Append a decision's events at the version it was decided on, then apply them.
@@ -124,11 +151,45 @@ class MemberRepository:
             self._cache.popitem(last=False)
 
 
-def _apply(loaded: Loaded, event: AnyEvent, seq: int) -> None:
+Readable = list[tuple[AnyEvent | None, int]]
+"""Events with their sequences, None for an unreadable event an operator skipped."""
+
+
+def _readable(member_id: str, stored: Sequence[StoredMessage]) -> tuple[Readable, Quarantined | None]:
+    """The events of ``stored`` up to the first unreadable one not skipped, and that one if any.
+
+    An unreadable event is skipped only by an ``EventSkipped`` after it, which a load
+    meets in the same read: a load stops just short of an unreadable event (keeping
+    what came before), so the next one reads it again, and the skip once there is one.
+    """
+    decoded: list[tuple[AnyEvent | str, int]] = []
+    skipped: set[int] = set()
+    for message in stored:
+        try:
+            event: AnyEvent | str = decode_event(message.data)
+        except Exception as exc:
+            event = explain_event(message.data, exc).splitlines()[0]
+        if isinstance(event, EventSkipped):
+            skipped.add(event.seq)
+        decoded.append((event, message.seq))
+    readable: Readable = []
+    for item, seq in decoded:
+        if not isinstance(item, str):
+            readable.append((item, seq))
+        elif seq in skipped:
+            readable.append((None, seq))
+        else:
+            return readable, Quarantined(member_id, seq, item)
+    return readable, None
+
+
+def _apply(loaded: Loaded, event: AnyEvent | None, seq: int) -> None:
     # Readers catch up a shared state while a writer's append is in flight; whoever
     # comes second skips what the first already applied, so nothing applies twice.
     if seq > loaded.version:
-        loaded.state = evolve(loaded.state, event, seq)
+        # A skipped event, and the record of its skip, move the version and nothing else.
+        if event is not None and not isinstance(event, EventSkipped):
+            loaded.state = evolve(loaded.state, event, seq)
         loaded.version = seq
 
 

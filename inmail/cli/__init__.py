@@ -21,6 +21,7 @@ from inmail.cli.ops import (
     status_command,
     verify_command,
 )
+from inmail.cli.quarantine import quarantine_command
 from inmail.cli.serve import serve_command
 from inmail.cli.simulate import simulate_command
 
@@ -38,6 +39,7 @@ for _command in (
     events_command,
     backup_command,
     restore_command,
+    quarantine_command,
     simulate_command,
     creds_group,
 ):

@@ -33,7 +33,8 @@ FROM_SEQ = click.option(
 )
 
 
-def _operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
+def operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
+    """Run an operator command; an operator error or an unreachable server is one line, exit 1."""
     from inmail.ops.client import OperatorError
 
     try:
@@ -46,6 +47,12 @@ def _operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @FROM_SEQ
 @click.option("--no-progress", is_flag=True, help="no progress bar")
+@click.option(
+    "--new-stream",
+    is_flag=True,
+    help="confirm rebuilding from a stream other than the one the read models followed (deleted and "
+    "created again, purged): what they hold of the old one is then gone",
+)
 @nats_option()
 @creds_option()
 @data_dir_option()
@@ -54,6 +61,7 @@ def replay_command(
     names: tuple[str, ...],
     from_seq: int,
     no_progress: bool,
+    new_stream: bool,
     nats_url: str | None,
     creds: Path | None,
     data_dir: Path,
@@ -67,9 +75,10 @@ def replay_command(
     from inmail.ops.replay import replay
 
     login = creds_for(creds, data_dir, "operator")
-    return _operate(
-        replay(_url(nats_url), list(names) or None, from_seq, not no_progress, creds=login), log_level
+    rebuild = replay(
+        _url(nats_url), list(names) or None, from_seq, not no_progress, new_stream=new_stream, creds=login
     )
+    return operate(rebuild, log_level)
 
 
 @click.command("status", context_settings=CONTEXT_SETTINGS)
@@ -81,7 +90,7 @@ def status_command(nats_url: str | None, creds: Path | None, data_dir: Path, log
     """Stream size and sequence, each projection's position and lag; exit 1 when not healthy."""
     from inmail.ops.status import status
 
-    return _operate(status(_url(nats_url), creds=creds_for(creds, data_dir, "operator")), log_level)
+    return operate(status(_url(nats_url), creds=creds_for(creds, data_dir, "operator")), log_level)
 
 
 @click.command("verify", context_settings=CONTEXT_SETTINGS)
@@ -96,7 +105,7 @@ def verify_command(nats_url: str | None, creds: Path | None, data_dir: Path, log
     """
     from inmail.ops.verify import verify
 
-    return _operate(verify(_url(nats_url), creds=creds_for(creds, data_dir, "operator")), log_level)
+    return operate(verify(_url(nats_url), creds=creds_for(creds, data_dir, "operator")), log_level)
 
 
 @click.command("events", context_settings=CONTEXT_SETTINGS)
@@ -121,7 +130,7 @@ def events_command(
 
     with contextlib.suppress(BrokenPipeError):
         login = creds_for(creds, data_dir, "operator")
-        return _operate(events(_url(nats_url), member, from_seq, follow, creds=login), log_level)
+        return operate(events(_url(nats_url), member, from_seq, follow, creds=login), log_level)
     return 0
 
 
@@ -148,7 +157,7 @@ def backup_command(
     from inmail.ops.backup import backup
 
     login = creds_for(creds, data_dir, "backup")
-    return _operate(backup(_url(nats_url), file, not no_progress, creds=login), log_level)
+    return operate(backup(_url(nats_url), file, not no_progress, creds=login), log_level)
 
 
 @click.command("restore", context_settings=CONTEXT_SETTINGS)
@@ -182,7 +191,7 @@ def restore_command(
 
     if not embedded:
         login = creds_for(creds, data_dir, "admin")
-        return _operate(restore(_url(nats_url), file, not no_progress, creds=login), log_level)
+        return operate(restore(_url(nats_url), file, not no_progress, creds=login), log_level)
     if nats_url is not None:
         raise CliError("give --nats or --embedded, not both")
-    return _operate(restore_into(data_dir, file, not no_progress), log_level)
+    return operate(restore_into(data_dir, file, not no_progress), log_level)

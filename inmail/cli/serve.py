@@ -45,6 +45,7 @@ class ServeOptions:
     replicas: int
     max_in_flight: int
     role: str
+    new_stream: bool = False
 
 
 def _env(name: str) -> str:
@@ -140,6 +141,15 @@ def _env(name: str) -> str:
     "the monthly refresh only (run as many as needed, one queue group); read: the projections and "
     "the query and admin subjects only",
 )
+@click.option(
+    "--new-stream",
+    is_flag=True,
+    envvar=_env("NEW_STREAM"),
+    show_envvar=True,
+    help="start over on the events stream as it is now, even if it is not the one this service "
+    "recorded (deleted and created again, purged): created when missing, read models rebuilt from it. "
+    "Without it, serve refuses such a stream",
+)
 @log_level_option("info")
 @click.pass_context
 def serve_command(
@@ -155,6 +165,7 @@ def serve_command(
     replicas: int,
     max_in_flight: int,
     role: str,
+    new_stream: bool,
     log_level: str,
 ) -> int:
     """Run the service, its projections and queries.
@@ -179,6 +190,7 @@ def serve_command(
         replicas,
         max_in_flight,
         role,
+        new_stream,
     )
     return run(serve(options), log_level)
 
@@ -187,6 +199,7 @@ async def serve(options: ServeOptions) -> int:
     """Run until SIGTERM or SIGINT, then drain and stop."""
     from inmail.app import InMailService, ServiceSettings, default_store_url
     from inmail.datadir import DataDirInUse, DataDirLock
+    from inmail.stream_guard import StreamRefused
 
     projections = options.role in ("all", "read")
     lock: DataDirLock | None = None
@@ -235,9 +248,13 @@ async def serve(options: ServeOptions) -> int:
             scheduler=not options.trust_client_time,
             commands=options.role in ("all", "commands"),
             projections=projections,
+            new_stream=options.new_stream,
         )
         service = InMailService(settings)
-        await service.start()
+        try:
+            await service.start()
+        except StreamRefused as exc:
+            raise CliError(str(exc)) from exc
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -167,6 +167,13 @@ class Core:
     async def _query(self, message: type[msgspec.Struct], result: type[R], /, **fields: Any) -> R:
         return await self._ask(_build(message, fields, "INVALID_QUERY"), result)
 
+    async def _write(self, message: type[msgspec.Struct], result: type[R], /, **fields: Any) -> R:
+        # An operator request that writes (SkipEvent): answered like a command, on its admin subject.
+        request = _build(message, fields, "INVALID_COMMAND")
+        payload = self._checked(request, "INVALID_COMMAND")
+        subject = subjects.admin(type(request).__name__)
+        return await self._request(subject, payload, self._reply_decoder(result, "seq"), None)
+
     # The way of every request ---------------------------------------------------
 
     def _result_of(self, message: msgspec.Struct) -> Any:

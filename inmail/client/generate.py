@@ -2,7 +2,7 @@
 
 ``python -m inmail.client.generate`` (``--check``: exit 1 when one is stale; a
 test does the same). Everything comes from ``contracts``: the messages
-(``COMMANDS``, ``QUERIES``, ``ADMIN_OPERATIONS``), their fields with the types and
+(``COMMANDS``, ``QUERIES``, ``READ_OPERATIONS``, ``WRITE_OPERATIONS``), their fields with the types and
 defaults as written there, and each one's reply data (``REPLY_DATA``). A new
 command needs its Struct, its entry in ``REPLY_DATA`` and a run of this module; no
 client code.
@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from contracts.admin import ADMIN_OPERATIONS
+from contracts.admin import READ_OPERATIONS, WRITE_OPERATIONS
 from contracts.commands import COMMANDS, Command
 from contracts.queries import QUERIES, Query
 from contracts.replies import REPLY_DATA
@@ -70,7 +70,7 @@ class Message:
     kind: type[msgspec.Struct]
     data: type[msgspec.Struct]
     call: str
-    """``_command`` or ``_query``."""
+    """``_command``, ``_query`` or ``_write`` (an operator request that writes events)."""
     base: type[msgspec.Struct] | None
     """The Struct whose fields every message of this sort has."""
 
@@ -89,7 +89,7 @@ class Message:
 
     @property
     def position(self) -> str:
-        return "seq" if self.call == "_command" else "as_of_seq"
+        return "as_of_seq" if self.call == "_query" else "seq"
 
 
 def messages() -> list[Message]:
@@ -98,7 +98,8 @@ def messages() -> list[Message]:
     sorts: list[tuple[Sequence[type[msgspec.Struct]], str, type[msgspec.Struct] | None]] = [
         (COMMANDS, "_command", Command),
         (QUERIES, "_query", Query),
-        (ADMIN_OPERATIONS, "_query", None),
+        (READ_OPERATIONS, "_query", None),
+        (WRITE_OPERATIONS, "_write", None),
     ]
     for kinds, call, base in sorts:
         for kind in kinds:
@@ -153,11 +154,11 @@ def _methods_module(listed: list[Message]) -> str:
 
 
 def _result_class(message: Message) -> str:
-    what = "reply data" if message.call == "_command" else "answer"
+    what = "answer" if message.call == "_query" else "reply data"
     where = (
-        "the stream sequence of the last event recording it"
-        if message.call == "_command"
-        else "the position of the read model it came from"
+        "the position of the read model it came from"
+        if message.call == "_query"
+        else "the stream sequence of the last event recording it"
     )
     return (
         f"class {message.result}({message.data.__name__}, frozen=True, kw_only=True):\n"

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from contracts.admin import Replay
+from contracts.admin import Replay, SkipEvent
 from contracts.commands import (
     AcknowledgeInMail,
     BlockMember,
@@ -71,6 +71,7 @@ from inmail.client.results import (
     ResponseStatsResult,
     SendBulkInMailResult,
     SendInMailResult,
+    SkipEventResult,
     UpdatePreferencesResult,
 )
 from inmail.client.sync import SyncCore, blocking
@@ -99,6 +100,7 @@ class Methods(Core):
             CreditLedger: CreditLedgerResult,
             ResponseStats: ResponseStatsResult,
             Replay: ReplayResult,
+            SkipEvent: SkipEventResult,
         }
     )
 
@@ -363,10 +365,23 @@ class Methods(Core):
         names: list[str] | None = None,
         *,
         from_seq: Annotated[int, msgspec.Meta(ge=1)] = 1,
+        new_stream: bool = False,
     ) -> ReplayResult:
         """Rebuild read models from the stream: clear them and follow again from ``from_seq``."""
         return await self._query(
-            Replay, ReplayResult, names=names, from_seq=from_seq,
+            Replay, ReplayResult, names=names, from_seq=from_seq, new_stream=new_stream,
+        )
+
+    async def skip_event(
+        self,
+        seq: Annotated[int, msgspec.Meta(ge=1)],
+        *,
+        reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)],
+        operator: Annotated[str, msgspec.Meta(min_length=1, max_length=64)],
+    ) -> SkipEventResult:
+        """Record that the quarantined event at ``seq`` is skipped, so its member is served again."""
+        return await self._write(
+            SkipEvent, SkipEventResult, seq=seq, reason=reason, operator=operator,
         )
 
 
@@ -391,3 +406,4 @@ class SyncMethods(SyncCore[Methods]):
     credit_ledger = blocking(Methods.credit_ledger)
     response_stats = blocking(Methods.response_stats)
     replay = blocking(Methods.replay)
+    skip_event = blocking(Methods.skip_event)

@@ -18,6 +18,7 @@ from contracts.replies import (
     RefreshedData,
     RespondedData,
     SentData,
+    SkippedData,
     TierChangedData,
 )
 
@@ -130,6 +131,12 @@ class ReplayResult(ReplayStarted, frozen=True, kw_only=True):
     as_of_seq: int
 
 
+class SkipEventResult(SkippedData, frozen=True, kw_only=True):
+    """SkipEvent's reply data, and ``seq``: the stream sequence of the last event recording it."""
+
+    seq: int
+
+
 __all__ = [
     "AcknowledgeInMailResult",
     "BlockMemberResult",
@@ -148,5 +155,6 @@ __all__ = [
     "ResponseStatsResult",
     "SendBulkInMailResult",
     "SendInMailResult",
+    "SkipEventResult",
     "UpdatePreferencesResult",
 ]

@@ -27,6 +27,7 @@ async def replay(
     from_seq: int = 1,
     progress: bool = True,
     *,
+    new_stream: bool = False,
     poll: float = 0.25,
     out: TextIO | None = None,
     creds: Path | None = None,
@@ -36,7 +37,8 @@ async def replay(
     check_from_seq(from_seq)
     started_at = time.monotonic()
     async with connected(nats_url, creds) as nc, service(nc) as client:
-        requested = client.replay(list(names) if names else None, from_seq=from_seq)
+        names_or_all = list(names) if names else None
+        requested = client.replay(names_or_all, from_seq=from_seq, new_stream=new_stream)
         started = await ask(client, requested, subjects.admin("Replay"))
         base = started.from_seq - 1
         total = max(started.target_seq - base, 0)

@@ -10,6 +10,7 @@ from typing import TextIO
 from contracts import subjects
 from contracts.queries import Dependency, HealthData
 from inmail.ops.client import OperatorError, ask, connected, service, stream_info
+from inmail.ops.quarantine import quarantine_line
 
 
 async def status(
@@ -22,7 +23,8 @@ async def status(
     """Print the stream's size and sequences, each projection's position and lag, and each stream
     and bucket the service needs.
 
-    Exit code 1 unless the service answers and says ``ok``.
+    Exit code 1 unless the service answers and says ``ok`` (a quarantined event is no ``ok``:
+    one line each).
     """
     out = out or sys.stdout
     async with connected(nats_url, creds) as nc, service(nc) as client:
@@ -58,7 +60,8 @@ def _health_lines(health: HealthData) -> list[str]:
         line = f"  {dependency.kind} {name:<20} {_replicas(dependency)}"
         lines.append(_with_problem(line, name, health, shown))
     problems = sorted(health.problems.items())
-    return lines + [f"  {name}: {problem}" for name, problem in problems if name not in shown]
+    lines += [f"  {name}: {problem}" for name, problem in problems if name not in shown]
+    return lines + [quarantine_line(event) for event in health.quarantined]
 
 
 def _with_problem(line: str, name: str, health: HealthData, shown: set[str]) -> str:

@@ -1,4 +1,9 @@
-"""``inmail verify``: the read models against a reference fold of the events (``projections.reference``)."""
+"""``inmail verify``: the read models against a reference fold of the events (``projections.reference``).
+
+Events that cannot be read are left out of the fold, as the read models leave them
+out (quarantined); each is listed. A read model that stopped, or whose stream was
+replaced under it, cannot be verified: its problem is listed and verify fails.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,6 @@ from contracts.events import decode_event
 from contracts.policy import policy
 from inmail.client import InMailClient, InMailError
 from inmail.ops.client import (
-    OperatorError,
     ask,
     check_from_seq,
     connected,
@@ -25,6 +29,7 @@ from inmail.ops.client import (
     service,
     stream_info,
 )
+from inmail.ops.quarantine import quarantine_line
 from projections.reference import MemberCredits, ReferenceFold, SenderCounts
 
 T = TypeVar("T")
@@ -56,6 +61,16 @@ async def verify(
 ) -> int:
     """Recompute balances and response counts from the events; print every difference (exit 1 on any)."""
     out = out or sys.stdout
+    async with connected(nats_url, creds) as nc, service(nc) as client:
+        health = await ask(client, client.health(), subjects.query("Health"))
+    for event in health.quarantined:
+        out.write(quarantine_line(event) + "\n")
+    stopped = {name: problem for name, problem in health.problems.items() if name in health.projections}
+    if stopped:
+        for name, problem in sorted(stopped.items()):
+            out.write(f"read model {name}: {problem}\n")
+        out.write("the read models cannot be verified until these problems are solved\n")
+        return 1
     found = await differences(nats_url, from_seq=from_seq, stream=stream, creds=creds)
     for difference in found:
         out.write(f"{difference}\n")
@@ -92,8 +107,8 @@ async def differences(
                 async for message in store.follow(start, until=last):
                     try:
                         event = decode_event(message.data)
-                    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                        raise OperatorError(f"the event at seq {message.seq} cannot be read: {exc}") from exc
+                    except (msgspec.ValidationError, msgspec.DecodeError):
+                        continue  # quarantined: the read models leave it out too
                     fold.apply(message.seq, event)
             start = max(start, last + 1)
             await ask(client, client.health(min_seq=last), subjects.query("Health"))

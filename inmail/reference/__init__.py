@@ -22,7 +22,7 @@ from contracts.commands import Command
 from contracts.replies import ERROR_MEANINGS, CommandOk, ErrorCode, Failure, QueryOk
 from inmail.reference.rules import command_line, policy
 from inmail.reference.structs import anchor, doc, fields_table, named_types, nested_structs
-from inmail.routes import ADMIN_ROUTES, COMMAND_ROUTES, QUERY_ROUTES, ROUTES, Route
+from inmail.routes import ADMIN_ROUTES, COMMAND_ROUTES, QUERY_ROUTES, ROUTES, WRITE_ROUTES, Route
 from inmail.streams import events_stream, members_stream
 from projections.queries import MIN_SEQ_TIMEOUT
 
@@ -74,7 +74,12 @@ def render() -> str:
             f"{MIN_SEQ_TIMEOUT:g} s, then `UNAVAILABLE`) until the read model has applied that "
             "stream sequence, so a client reads its own writes; every answer carries `as_of_seq`.",
         ),
-        _requests("Operator requests", ADMIN_ROUTES, "Used by `inmail replay`."),
+        _requests(
+            "Operator requests",
+            (*ADMIN_ROUTES, *WRITE_ROUTES),
+            "Used by `inmail replay` (answered by every read-side process) and `inmail quarantine "
+            "resolve` (answered by one command-side process: it writes an event).",
+        ),
         _events(),
         _field_types(),
         policy(),

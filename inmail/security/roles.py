@@ -22,6 +22,9 @@ INBOX = "_INBOX.>"
 SCHEDULER_BUCKET = "INMAIL_SCHEDULER"
 """The monthly refresh's KV bucket (``services.monthly_refresh.BUCKET``)."""
 
+IDENTITY_BUCKET = "INMAIL_IDENTITY"
+"""The record of the events stream's identity (``inmail.stream_guard.BUCKET``)."""
+
 REPLY_WINDOW = (1, 60.0)
 """allow_responses: one reply per request received, within a minute."""
 
@@ -93,15 +96,19 @@ SERVICE = Role(
         f"{subjects.MEMBERS_ROOT}.>",
         f"{subjects.NOTIFICATIONS_ROOT}.>",
         f"$KV.{SCHEDULER_BUCKET}.>",
+        f"$KV.{IDENTITY_BUCKET}.>",
         api("INFO"),
         *creates_stream(subjects.EVENTS_STREAM),
         *creates_stream(subjects.MEMBERS_STREAM),
         *creates_stream(subjects.NOTIFICATIONS_STREAM),
         *creates_stream(_kv_stream(SCHEDULER_BUCKET)),
+        *creates_stream(_kv_stream(IDENTITY_BUCKET)),
         *direct_gets(subjects.EVENTS_STREAM),
         *direct_gets(subjects.MEMBERS_STREAM),
         *direct_gets(_kv_stream(SCHEDULER_BUCKET)),
         api("STREAM.MSG.GET", _kv_stream(SCHEDULER_BUCKET)),
+        *direct_gets(_kv_stream(IDENTITY_BUCKET)),
+        api("STREAM.MSG.GET", _kv_stream(IDENTITY_BUCKET)),
         *consumes(subjects.EVENTS_STREAM),
         *_STARTUP_PROBES,
     ),

@@ -16,13 +16,15 @@ import asyncio
 import secrets
 import time
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from nats.aio.client import Client as NATS
 from tqdm import tqdm
 
-from contracts.commands import Command, RefreshCredits, RegisterMember
-from contracts.types import month_start
+from contracts.commands import Command, RefreshCredits
+from contracts.types import month_of, next_month
 from inmail.client import InMailClient, InMailError, NoAnswer, SendBulkInMailResult, SendInMailResult, Written
 from inmail.simulator.model import SimInMail, Step
 from inmail.simulator.options import SimulationOptions
@@ -39,6 +41,9 @@ PROBE_DEADLINE = 5.0
 
 Outcome = Written | InMailError
 """A command's typed reply, or its refusal."""
+
+_PROBE_AT: Final = datetime(2001, 1, 1, tzinfo=UTC)
+"""Long before any server clock: the month after it has begun by every clock but this one."""
 
 
 class Simulation:
@@ -69,52 +74,49 @@ class Simulation:
         return tally.summary(self.options, time.perf_counter() - started)
 
     async def _probe(self) -> int:
-        """Check that the service honours occurred_at; the stream sequence before the run.
+        """Check, writing nothing, that the service honours occurred_at; the stream sequence
+        before the run.
 
-        A probe member registers a month before the start and is refreshed for the
-        start month at its first instant. With trusted time that refresh is new and
-        writes an event; with the server's clock the month is already refreshed (or
-        has not begun), so nothing new is written.
+        A refresh for a month that has not begun is refused (INVALID_TIME) whoever the
+        member, and a refresh of a member no one registered is refused (UNKNOWN_MEMBER):
+        neither writes anything. So the probe refreshes an unregistered member for the
+        month after an instant long past, stamped at that instant: with trusted client
+        time the month has not begun then; by the server's clock it has, and the member
+        is unknown. (An earlier probe registered a member first: a refused run left it
+        in the log.)
         """
-        probe = f"{self.prefix}-probe"
-        # A fresh command id, so a prefix used before is refused (MEMBER_EXISTS) rather
-        # than answered from the idempotency record of the earlier run.
         nonce = secrets.token_hex(4)
-        registered_at = month_start(_previous_month(self.options.start or ""))
-        registered = await self._probe_request(
-            RegisterMember(
-                command_id=f"{self.prefix}-probe-{nonce}-r",
-                occurred_at=registered_at,
-                member_id=probe,
-                display_name="Simulation probe",
-                email=f"{probe}@example.com",
-                tier="premium_career",
-            )
-        )
-        if isinstance(registered, InMailError):
-            if registered.code == "MEMBER_EXISTS":
-                raise SimulationError(
-                    f"id prefix {self.prefix} was already used against this service; choose another "
-                    "--id-prefix (or leave it out for a random one)"
-                )
-            raise SimulationError(f"the service refused the probe member: {registered}")
         refreshed = await self._probe_request(
             RefreshCredits(
-                command_id=f"{self.prefix}-probe-{nonce}-f",
-                occurred_at=self.planner.start,
-                member_id=probe,
-                month=self.options.start or "",
+                command_id=f"{self.prefix}-probe-{nonce}",
+                occurred_at=_PROBE_AT,
+                member_id=f"{self.prefix}-probe-{nonce}",
+                month=next_month(month_of(_PROBE_AT)),
             )
         )
-        if isinstance(refreshed, InMailError) and refreshed.code != "INVALID_TIME":
-            raise SimulationError(f"the service refused the probe's refresh: {refreshed}")
-        # INVALID_TIME: by the server's clock the simulated start month has not begun yet.
-        if isinstance(refreshed, InMailError) or refreshed.seq <= registered.seq:
+        code = refreshed.code if isinstance(refreshed, InMailError) else None
+        if code == "UNKNOWN_MEMBER":
             raise SimulationError(
                 "the InMail service ignores client time (occurred_at), so simulated months cannot "
                 "be replayed: restart it with `inmail serve --trust-client-time`"
             )
-        return refreshed.seq
+        if code != "INVALID_TIME":
+            raise SimulationError(f"the service answered the time probe unexpectedly: {refreshed}")
+        probing = self.client.within(PROBE_DEADLINE)
+        first = self.planner.world.members[0].member_id
+        try:
+            await probing.credit_balance(first)
+        except InMailError:
+            pass  # unknown (or no read side to ask): the prefix is new
+        else:
+            raise SimulationError(
+                f"id prefix {self.prefix} was already used against this service; choose another "
+                "--id-prefix (or leave it out for a random one)"
+            )
+        try:
+            return (await probing.health()).stream_seq
+        except InMailError:
+            return 0
 
     async def _probe_request(self, command: Command) -> Outcome:
         try:
@@ -171,9 +173,6 @@ class Simulation:
         self.tally.count_sent(inmail)
 
 
-def _previous_month(month: str) -> str:
-    year, number = (int(part) for part in month.split("-"))
-    return f"{year - (number == 1):04d}-{(number - 2) % 12 + 1:02d}"
 
 
 # Entry points ------------------------------------------------------------------------

@@ -20,12 +20,14 @@ from services.domain.state import Member
 
 def refresh_credits(state: Member | None, cmd: RefreshCredits, ctx: Context) -> Decision:
     """RefreshCredits: the month's allotment (and every missed month's before it), once."""
-    member = existing(state, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
-        return done
-    check_time(member, ctx)
+    # A month yet to begin is refused whoever the member: the command is not valid yet.
+    # (``inmail simulate`` relies on it to learn, writing nothing, whose clock decides.)
     if cmd.month > month_of(ctx.now):
         raise errors.InvalidTime(f"month {cmd.month} has not begun")
+    member = existing(state, cmd.member_id)
+    if (done := repeat(member, cmd, ctx)) is not None:
+        return done
+    check_time(member, ctx)
     if cmd.month <= member.last_refreshed_month:
         # Months are refreshed in order, so an earlier month is already done; a month
         # before registration is covered by the registration's grant.

@@ -8,6 +8,7 @@ no id generation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from contracts.commands import (
@@ -34,7 +35,7 @@ from contracts.events import (
     InMailSent,
 )
 from services.domain import credits, profile, responses, sending
-from services.domain.rules import Context, Decision
+from services.domain.rules import Context, Decision, fingerprint
 from services.domain.state import Member
 
 
@@ -42,6 +43,7 @@ def decide(
     cmd: AnyCommand, target: Member | None, others: Mapping[str, Member | None], ctx: Context
 ) -> Decision:
     """Route a command to its decision, given the target aggregate and the members it reads."""
+    ctx = dataclasses.replace(ctx, fingerprint=fingerprint(cmd))
     match cmd:
         case RegisterMember():
             return profile.register_member(target, cmd, ctx)

@@ -75,3 +75,7 @@ class AlreadyResponded(DomainError):
 
 class InvalidFollowUp(DomainError):
     code = "INVALID_FOLLOW_UP"
+
+
+class IdempotencyConflict(DomainError):
+    code = "IDEMPOTENCY_CONFLICT"

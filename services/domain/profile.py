@@ -30,7 +30,7 @@ from services.domain.state import Member
 def register_member(state: Member | None, cmd: RegisterMember, ctx: Context) -> Decision:
     """RegisterMember: a new member with the first month's allotment."""
     if state is not None:
-        if (done := repeat(state, cmd)) is not None:
+        if (done := repeat(state, cmd, ctx)) is not None:
             return done
         raise errors.MemberExists(f"member {cmd.member_id} already exists")
     rules = ctx.policy.tier(cmd.tier)
@@ -55,7 +55,7 @@ def register_member(state: Member | None, cmd: RegisterMember, ctx: Context) -> 
 def change_tier(state: Member | None, cmd: ChangeTier, ctx: Context) -> Decision:
     """ChangeTier: the old balance is forfeited and the new tier's allotment granted."""
     member = existing(state, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_time(member, ctx)
     if cmd.tier == member.tier:
@@ -95,7 +95,7 @@ def change_tier(state: Member | None, cmd: ChangeTier, ctx: Context) -> Decision
 def update_preferences(state: Member | None, cmd: UpdatePreferences, ctx: Context) -> Decision:
     """UpdatePreferences: Open Profile on paid tiers only; InMail opt-out for anyone."""
     member = existing(state, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_time(member, ctx)
     open_profile = member.open_profile if cmd.open_profile is None else cmd.open_profile
@@ -121,7 +121,7 @@ def connect_members(
 ) -> Decision:
     """ConnectMembers: a 1st-degree connection both ways, recorded on ``member_id``."""
     member = existing(state, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     peer = existing(other, cmd.other_member_id, at=ctx.now)
     check_time(member, ctx)
@@ -137,7 +137,7 @@ def connect_members(
 def block_member(state: Member | None, other: Member | None, cmd: BlockMember, ctx: Context) -> Decision:
     """BlockMember: no InMail between the two, either way, from now on."""
     member = existing(state, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     blocked = existing(other, cmd.blocked_member_id, at=ctx.now)
     check_time(member, ctx)

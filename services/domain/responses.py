@@ -28,7 +28,7 @@ from services.domain.state import Member, SentInMail
 def mark_inmail_read(state: Member | None, cmd: MarkInMailRead, ctx: Context) -> Decision:
     """MarkInMailRead: the read receipt, recorded once."""
     member, inmail = _received(state, cmd.inmail_id, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_time(member, ctx)
     if inmail.read_seq is not None:
@@ -39,7 +39,7 @@ def mark_inmail_read(state: Member | None, cmd: MarkInMailRead, ctx: Context) ->
 def acknowledge_inmail(state: Member | None, cmd: AcknowledgeInMail, ctx: Context) -> Decision:
     """AcknowledgeInMail: the explicit acknowledgement, recorded once."""
     member, inmail = _received(state, cmd.inmail_id, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_time(member, ctx)
     if inmail.acknowledged_seq is not None:
@@ -54,7 +54,7 @@ def record_reply(state: Member | None, cmd: RecordReply, ctx: Context) -> Decisi
     credit still comes back only once.
     """
     member, inmail = _received(state, cmd.inmail_id, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_body(cmd.body, ctx.policy)
     check_time(member, ctx)
@@ -67,7 +67,7 @@ def record_reply(state: Member | None, cmd: RecordReply, ctx: Context) -> Decisi
 def decline_inmail(state: Member | None, cmd: DeclineInMail, ctx: Context) -> Decision:
     """DeclineInMail: "not interested"; refunds like a reply."""
     member, inmail = _received(state, cmd.inmail_id, cmd.member_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_time(member, ctx)
     if inmail.responded:

@@ -7,10 +7,14 @@ mints an id of its own.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
+
+import msgspec
 
 from contracts.commands import (
     AcknowledgeInMail,
@@ -55,6 +59,8 @@ class Context:
     now: datetime
     ids: Iterator[str]
     policy: Policy = CURRENT_POLICY
+    fingerprint: str = ""
+    """The command's ``fingerprint``, computed once by ``decider.decide`` for all its events."""
 
     def new_id(self) -> str:
         return next(self.ids)
@@ -79,6 +85,7 @@ class Header(TypedDict):
     occurred_at: datetime
     command_id: str
     policy: int
+    fingerprint: str
 
 
 def header(ctx: Context, cmd: AnyCommand) -> Header:
@@ -89,13 +96,35 @@ def header(ctx: Context, cmd: AnyCommand) -> Header:
         "occurred_at": utc(ctx.now),
         "command_id": cmd.command_id,
         "policy": ctx.policy.version,
+        "fingerprint": ctx.fingerprint,
     }
 
 
+_canonical = msgspec.json.Encoder()
+
+
+def fingerprint(cmd: AnyCommand) -> str:
+    """What a command asks for, hashed: its type and every field but ``occurred_at``.
+
+    Computed on the decoded command, so key order, spacing and a default written out
+    or left out make no difference. ``occurred_at`` is left out: a client retrying
+    after a timeout may stamp its attempt anew, and it is still the same request
+    (the first attempt's time stands). 96 bits: two different payloads under one
+    command_id of one member collide once in 2**96.
+    """
+    body = _canonical.encode(msgspec.structs.replace(cmd, occurred_at=None))
+    return base64.urlsafe_b64encode(hashlib.blake2b(body, digest_size=12).digest()).decode()
+
+
 def existing(state: Member | None, member_id: str, *, at: datetime | None = None) -> Member:
-    """The member's state; refuses a member not registered (or, given ``at``, not yet then)."""
-    if state is None or (at is not None and state.registered_at > at):
+    """The member's state; refuses a member not registered, or (given ``at``) registered after it."""
+    if state is None:
         raise errors.UnknownMember(f"unknown member {member_id}")
+    if at is not None and state.registered_at > at:
+        raise errors.InvalidTime(
+            f"occurred_at {at.isoformat()} is earlier than the registration of member "
+            f"{member_id} ({state.registered_at.isoformat()})"
+        )
     return state
 
 
@@ -116,16 +145,22 @@ _RECORDED_BY: Mapping[type[AnyCommand], type[Event]] = {
 """The event every successful command of a type writes: a repeat must have written it too."""
 
 
-def repeat(member: Member, cmd: AnyCommand) -> Decision | None:
-    """The original outcome when the member already recorded this command_id, else None."""
+def repeat(member: Member, cmd: AnyCommand, ctx: Context) -> Decision | None:
+    """The original outcome when the member already recorded this command_id, else None.
+
+    The same command_id asking for something else is refused: answering it as a repeat
+    would drop it silently. Receipts recorded before fingerprints were kept are told
+    apart by the command type alone.
+    """
     receipt = member.receipts.get(cmd.command_id)
     if receipt is None:
         return None
-    if not receipt.recorded & EVENT_BITS[_RECORDED_BY[type(cmd)]]:
-        # Answering as a repeat would drop this command silently (or fail to build its reply).
-        raise errors.InvalidCommand(
-            f"command_id {cmd.command_id} was already used by another command on member "
-            f"{member.member_id}"
+    same_type = receipt.recorded & EVENT_BITS[_RECORDED_BY[type(cmd)]]
+    if not same_type or (receipt.fingerprint and receipt.fingerprint != ctx.fingerprint):
+        raise errors.IdempotencyConflict(
+            f"command_id {cmd.command_id} was already used on member {member.member_id} for "
+            f"{'another ' + type(cmd).__name__ if same_type else 'another command'}; nothing was "
+            "recorded (a retry must send the same payload, a new command a new command_id)"
         )
     return Decision.already(receipt.seq)
 

@@ -31,7 +31,7 @@ def send_inmail(sender: Member | None, recipient: Member | None, cmd: SendInMail
     """SendInMail: one InMail, free to connections and Open Profile members, else one credit."""
     _check_message(cmd.subject, cmd.body, ctx.policy)
     member = existing(sender, cmd.sender_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     if cmd.recipient_id == cmd.sender_id:
         raise errors.SelfMessage("a member cannot send InMail to themself")
@@ -57,7 +57,7 @@ def send_bulk_inmail(
     """SendBulkInMail: one InMail per recipient, all or nothing, Recruiter tiers only."""
     _check_message(cmd.subject, cmd.body, ctx.policy)
     member = existing(sender, cmd.sender_id)
-    if (done := repeat(member, cmd)) is not None:
+    if (done := repeat(member, cmd, ctx)) is not None:
         return done
     if not ctx.policy.tier(member.tier).bulk:
         raise errors.TierNotAllowed("bulk InMail needs a Recruiter tier")

@@ -79,6 +79,8 @@ class Receipt(msgspec.Struct, gc=False):
     recorded: int = 0
     """The types of the events the command wrote, as bits of ``EVENT_BITS``: an int, not a
     set, so a receipt adds no object for the garbage collector to traverse."""
+    fingerprint: str = ""
+    """What the command asked for (``rules.fingerprint``); empty when recorded before it was kept."""
 
 
 EVENT_BITS: Mapping[type[Event], int] = MappingProxyType(
@@ -205,7 +207,9 @@ def _apply(state: Member, event: AnyEvent, seq: int) -> None:
 def _record_receipt(state: Member, event: Event, seq: int) -> None:
     receipt = state.receipts.get(event.command_id)
     if receipt is None:
-        receipt = state.receipts[event.command_id] = Receipt(seq=seq, credits_left=state.balance)
+        receipt = state.receipts[event.command_id] = Receipt(
+            seq=seq, credits_left=state.balance, fingerprint=event.fingerprint
+        )
     receipt.seq = seq
     receipt.credits_left = state.balance
     receipt.recorded |= EVENT_BITS[type(event)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,12 +10,14 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
 
 from contracts import commands as c
 from contracts.replies import CommandOk, Failure
 from contracts.types import Tier
 from eventstore import JetStreamEventStore, connect
 from inmail.natsserver import EmbeddedNatsServer
+from inmail.stream_guard import BUCKET as IDENTITY_BUCKET
 from inmail.streams import events_stream, members_stream
 from services.contacts import ContactBook
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
@@ -81,4 +84,7 @@ async def command_env(server: EmbeddedNatsServer, clock: Clock = system_clock) -
         await store.close()
         for name in (store.spec.name, contacts.store.spec.name):
             await store.js.delete_stream(name)
+        # A service started on these streams recorded the events stream's identity.
+        with contextlib.suppress(NotFoundError):
+            await store.js.delete_key_value(IDENTITY_BUCKET)
         await nc.close()

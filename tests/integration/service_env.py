@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,11 +11,13 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
 
 from contracts import subjects
 from eventstore import connect
 from inmail.app import InMailService, ServiceSettings, default_store_url
 from inmail.natsserver import EmbeddedNatsServer
+from inmail.stream_guard import BUCKET as IDENTITY_BUCKET
 
 
 class Client:
@@ -77,6 +80,16 @@ async def running_service(settings: ServiceSettings) -> AsyncIterator[InMailServ
         yield service
     finally:
         await service.stop()
+
+
+async def delete_service_streams(server: EmbeddedNatsServer) -> None:
+    """Forget everything the service keeps in JetStream, its record of the events stream included,
+    so the next service starts on a new stream as a first install would."""
+    async with client_for(server, "admin") as cleanup:
+        js = cleanup.nc.jetstream()
+        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM, f"KV_{IDENTITY_BUCKET}"):
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(stream)
 
 
 @asynccontextmanager

@@ -21,7 +21,14 @@ from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer
 from tests.conftest import secured_server
 from tests.integration.clock import ShiftedClock, at_any_time
-from tests.integration.service_env import Client, client_for, new_id, running_service, settings_for
+from tests.integration.service_env import (
+    Client,
+    client_for,
+    delete_service_streams,
+    new_id,
+    running_service,
+    settings_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +46,7 @@ async def service(
     async with running_service(settings_for(server, tmp_path, clock=clock)) as svc:
         yield svc
     # Each test starts from empty streams.
-    async with client_for(server, "admin") as cleanup:
-        js = cleanup.nc.jetstream()
-        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
-            await js.delete_stream(stream)
+    await delete_service_streams(server)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from inmail.natsserver import EmbeddedNatsServer
 from inmail.simulator import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
 from tests.conftest import secured_server
 from tests.integration.clock import ShiftedClock, at_any_time
-from tests.integration.service_env import client_for, running_service, settings_for
+from tests.integration.service_env import client_for, delete_service_streams, running_service, settings_for
 
 INMAIL = [sys.executable, "-m", "inmail.cli"]
 
@@ -30,18 +30,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsSer
     nats.stop()
 
 
-async def _delete_streams(server: EmbeddedNatsServer) -> None:
-    async with client_for(server, "admin") as cleanup:
-        js = cleanup.nc.jetstream()
-        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
-            await js.delete_stream(stream)
-
-
 @pytest.fixture
 async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[InMailService]:
     async with running_service(settings_for(server, tmp_path, trust_client_time=True)) as svc:
         yield svc
-    await _delete_streams(server)
+    await delete_service_streams(server)
 
 
 @pytest.fixture
@@ -51,7 +44,7 @@ async def untrusting_service(
     settings = settings_for(server, tmp_path, trust_client_time=False, clock=clock)
     async with running_service(settings) as svc:
         yield svc
-    await _delete_streams(server)
+    await delete_service_streams(server)
 
 
 async def _stream_last_seq(server: EmbeddedNatsServer) -> int:
@@ -150,8 +143,11 @@ async def test_a_service_that_ignores_client_time_is_refused_with_one_line(
 ) -> None:
     # The simulations start a year before the simulator's clock, not the service's: their
     # probe must tell an untrusting service apart whether its clock is behind or ahead.
+    before = await _stream_last_seq(server)
     with pytest.raises(SimulationError, match="--trust-client-time"):
         await simulate(server.url, SimulationOptions(members=10, months=1), creds=server.creds("client"))
+    # A refusal writes nothing: the probe itself neither.
+    assert await _stream_last_seq(server) == before
 
     process = await asyncio.create_subprocess_exec(
         *INMAIL,
@@ -170,8 +166,7 @@ async def test_a_service_that_ignores_client_time_is_refused_with_one_line(
     lines = stderr.decode().strip().splitlines()
     assert process.returncode == 1 and not stdout
     assert len(lines) == 1 and "--trust-client-time" in lines[0], lines
-    # Only the two probes' registrations were written: the refused runs sent no traffic.
-    assert await _stream_last_seq(server) == 2
+    assert await _stream_last_seq(server) == before
 
 
 async def test_simulate_help_exits_zero() -> None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from contracts import subjects
+from contracts.admin import SkipEvent
 from contracts.commands import AnyCommand, RegisterMember, SendInMail
 from contracts.events import (
     AnyEvent,
@@ -53,9 +54,9 @@ from contracts.types import InMailKind, Tier, month_of, utc
 from eventstore import InMemoryEventStore, NewMessage
 from services.domain.decider import aggregate_of
 from services.domain.errors import DomainError
-from services.domain.rules import Header
+from services.domain.rules import Header, fingerprint
 from services.domain.sending import inmail_id_prefix
-from services.domain.state import Member, rebuild
+from services.domain.state import Member
 from services.executor import CommandExecutor, CommandSettings
 from services.repository import MemberRepository
 
@@ -65,7 +66,7 @@ DAY = timedelta(days=1)
 NEW = "<minted>"
 """An id the decision mints: ``then`` takes it from the recorded event."""
 
-HEADER: Header = {"event_id": NEW, "occurred_at": T0, "command_id": NEW, "policy": 0}
+HEADER: Header = {"event_id": NEW, "occurred_at": T0, "command_id": NEW, "policy": 0, "fingerprint": NEW}
 """The header of an expected event; ``then`` fills it in from the command."""
 
 R = TypeVar("R")
@@ -116,6 +117,21 @@ class Scenario:
             self._run(self.store.append(subject, [NewMessage(event.event_id, encode_event(event))], version))
         return self
 
+    def given_unreadable(self, member_id: str, body: bytes) -> int:
+        """A message on a member's subject that is no event this code can read; its sequence."""
+        subject = subjects.member_events(member_id)
+        version = self._run(self.store.last_seq_of(subject))
+        appended = self._run(self.store.append(subject, [NewMessage(f"raw{version}", body)], version))
+        return appended.last_seq
+
+    def skip(self, seq: int) -> CommandOk | Failure:
+        """An operator's ``inmail quarantine resolve SEQ --skip``, as the service executes it."""
+        before = self._run(self.store.last_seq())
+        outcome = self._run(self.executor.skip(SkipEvent(seq=seq, reason="unreadable", operator="ops")))
+        after = self._run(self.store.last_seq())
+        self.recorded = [self._event_at(seq) for seq in range(before + 1, after + 1)]
+        return outcome
+
     def when(self, cmd: AnyCommand, at: datetime = T0) -> Scenario:
         """Execute a command happening ``at``; remember its reply and the events it recorded."""
         self.cmd, self.at = msgspec.structs.replace(cmd, occurred_at=at), at
@@ -146,6 +162,13 @@ class Scenario:
         assert self.recorded == []
         return self.outcome
 
+    def then_unavailable(self) -> Failure:
+        """Answered UNAVAILABLE (the store, not the rules, stood in the way), writing nothing."""
+        assert isinstance(self.outcome, Failure), f"accepted: {self.outcome}, recorded {self.recorded}"
+        assert self.outcome.error.code == "UNAVAILABLE", self.outcome.error
+        assert self.recorded == []
+        return self.outcome
+
     def done(self, cmd: AnyCommand, at: datetime = T0) -> list[AnyEvent]:
         """A command that must be accepted: the setup steps of a test. Returns what it recorded."""
         self.when(cmd, at)._accepted()
@@ -161,9 +184,9 @@ class Scenario:
         return self._accepted().data
 
     def state(self, member_id: str) -> Member:
-        """A member's state rebuilt from every event recorded for them."""
-        stored = self._run(self.store.read_subject(subjects.member_events(member_id)))
-        state = rebuild([(decode_event(message.data), message.seq) for message in stored])
+        """A member's state rebuilt from every event recorded for them, as a process starting
+        afresh loads it (passing over the events an operator skipped)."""
+        state = self._run(MemberRepository(self.store).load(member_id)).state
         assert state is not None, f"{member_id} is not registered"
         return state
 
@@ -191,6 +214,7 @@ class Scenario:
             occurred_at=utc(self.at),
             command_id=self.cmd.command_id,
             policy=CURRENT_POLICY.version,
+            fingerprint=fingerprint(self.cmd),
             **minted,
         )
 

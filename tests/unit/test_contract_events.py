@@ -34,6 +34,7 @@ EXAMPLE_EVENTS: list[events.Event] = [
     events.InMailReplied(**HEADER, **IDS, body="Yes"),
     events.InMailDeclined(**HEADER, **IDS, reason="Not now"),
     events.CreditRefunded(**HEADER, member_id="alice", inmail_id="1-x", response_event_id="ev-0"),
+    events.EventSkipped(**HEADER, member_id="alice", seq=7, reason="unreadable", operator="ops"),
 ]
 ALL_EVENTS = pytest.mark.parametrize("event", EXAMPLE_EVENTS, ids=lambda e: type(e).__name__)
 

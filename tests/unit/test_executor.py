@@ -96,7 +96,7 @@ async def members(store: FailingStore) -> CommandExecutor:
     [
         ("SendInMail", b"not json", "body is not valid JSON"),
         ("SendInMail", b"[]", "body must be a JSON object"),
-        ("SendInMail", b'{"command_id": "c"}', "missing required field"),
+        ("SendInMail", b'{"command_id": "c"}', "sender_id is required"),
         ("Teleport", b"{}", "unknown command Teleport"),
     ],
 )

@@ -204,10 +204,11 @@ def test_connecting_with_an_unknown_member_is_refused(asker, other):
     s.then_error(errors.UnknownMember)
 
 
-def test_a_member_registered_after_the_command_time_is_unknown_to_it():
+def test_connecting_earlier_than_the_other_members_registration_is_refused_as_invalid_time():
     s = given(registered("alice"), registered("bob", at=T0 + DAY))
     s.when(ConnectMembers(command_id="c1", member_id="alice", other_member_id="bob"), at=T0)
-    s.then_error(errors.UnknownMember)
+    failure = s.then_error(errors.InvalidTime)
+    assert "registration of member bob" in failure.error.message
 
 
 @pytest.mark.parametrize(("blocker", "blockee"), [("alice", "bob"), ("bob", "alice")])
@@ -282,11 +283,11 @@ def test_a_repeated_command_id_answers_the_original_even_after_other_events():
     assert s.reply == TierChangedData("alice", "recruiter", 150)
 
 
-def test_a_command_id_reused_by_another_command_is_refused_as_invalid_command():
+def test_a_command_id_reused_by_another_command_is_refused_as_an_idempotency_conflict():
     s = given(registered("alice"), registered("bob"))
     s.done(ChangeTier(command_id="c1", member_id="alice", tier="recruiter"))
-    s.when(send("alice", "bob", "c1")).then_error(errors.InvalidCommand)
-    s.when(register("alice", command_id="c1")).then_error(errors.InvalidCommand)
+    s.when(send("alice", "bob", "c1")).then_error(errors.IdempotencyConflict)
+    s.when(register("alice", command_id="c1")).then_error(errors.IdempotencyConflict)
 
 
 def test_a_reply_reusing_the_command_id_of_the_send_is_refused_rather_than_dropped():
@@ -294,7 +295,7 @@ def test_a_reply_reusing_the_command_id_of_the_send_is_refused_rather_than_dropp
     s.done(send("alice", "bob", "c1"))
     [mail] = s.recorded_of(InMailSent)
     s.when(RecordReply(command_id="c1", inmail_id=mail.inmail_id, member_id="bob", body="Yes"))
-    s.then_error(errors.InvalidCommand)
+    s.then_error(errors.IdempotencyConflict)
 
 
 def test_rebuilding_from_the_recorded_events_gives_the_state_evolved_as_they_were_appended():

@@ -17,10 +17,11 @@ from eventstore import JetStreamEventStore
 from inmail.app import wait_until_answering
 from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
 from projections.base import Batch, Projection
+from projections.catalogue import CATALOGUE
 from projections.credits import CreditsProjection
 from projections.db import Tx
 from projections.queries import QueryService
-from projections.runner import CATALOGUE, Projections
+from projections.runner import Projections
 
 CATCH_UP = 30.0
 """A liveness bound, not a timing assertion: how long a test waits for projections to catch up."""

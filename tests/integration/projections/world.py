@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from contracts import subjects
 from contracts.commands import (
@@ -108,6 +111,16 @@ class World:
                 self.senders[event.inmail_id] = target
         self.versions[target] = appended.last_seq
         return decision.events
+
+    async def append_raw(self, member_id: str, body: Mapping[str, object]) -> int:
+        """A message the command side would never write, straight onto a member's subject; its seq."""
+        appended = await self.store.append(
+            subjects.member_events(member_id),
+            [NewMessage(f"{self.prefix}raw{next(self._commands)}", msgspec.json.encode(body))],
+            self.versions.get(member_id, 0),
+        )
+        self.versions[member_id] = appended.last_seq
+        return appended.last_seq
 
     async def attempt(self, cmd: AnyCommand, at: datetime | None = None) -> list[AnyEvent] | None:
         """``do``, or None when the domain refuses the command."""

@@ -14,6 +14,10 @@ problems (mirrored from the writer after every batch), waiting for a sequence
 (``min_seq``), reading a read model in one snapshot with its position, and
 ``reset`` for replays, which is the same code following again from a reset
 position. Reads run on a small pool of threads with connections of their own.
+
+``on_applied`` is a seam for the composition root (tracing): after each batch it
+is told, per projection, the stored messages (with their headers) that projection
+applied and when.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
@@ -48,6 +53,9 @@ CATALOGUE: Mapping[str, type[Projection]] = MappingProxyType(
 )
 """Every projection, by name."""
 
+AppliedHook = Callable[[str, Sequence[StoredMessage], int, int], None]
+"""(projection, the messages it applied from one batch, start and end in ns since the epoch)."""
+
 
 class UnknownProjection(ValueError):
     """A projection name that is not in the catalogue (or not run here)."""
@@ -65,6 +73,7 @@ class Projections:
         catalogue: Mapping[str, type[Projection]] = CATALOGUE,
         writer: Literal["process", "thread"] = "process",
         batch_size: int = 20_000,
+        on_applied: AppliedHook | None = None,
     ) -> None:
         chosen = list(catalogue) if names is None else list(dict.fromkeys(names))
         unknown = [name for name in chosen if name not in catalogue]
@@ -77,6 +86,7 @@ class Projections:
         # Parsed here so that a bad URL fails at once, in the caller.
         self.database = Database(store_url)
         self.batch_size = batch_size
+        self.on_applied = on_applied
         self._host = make_host(writer, store_url, catalogue, chosen)
         self._states: States = {name: SlotState(0, 1, None, None) for name in chosen}
         self._readers: ThreadPoolExecutor | None = None
@@ -242,7 +252,12 @@ class Projections:
         pages = self.event_store.follow_batches(start, batch=self.batch_size)
         async with contextlib.aclosing(pages):
             async for page in pages:
+                hook = self.on_applied
+                before = self.positions() if hook is not None else {}
+                started = time.time_ns()
                 outcome = await self._apply([(m.seq, m.data) for m in page])
+                if hook is not None:
+                    self._report_applied(hook, page, before, started)
                 if outcome is not Outcome.DONE:
                     return outcome
         return Outcome.RETRY
@@ -260,6 +275,15 @@ class Projections:
             raise
         self._absorb(result.states, result.notes)
         return result.outcome
+
+    def _report_applied(
+        self, hook: AppliedHook, page: Sequence[StoredMessage], before: dict[str, int], started: int
+    ) -> None:
+        ended = time.time_ns()
+        for name, state in self._states.items():
+            applied = [m for m in page if before[name] < m.seq <= state.position]
+            if applied:
+                hook(name, applied, started, ended)
 
     async def _revive(self) -> Outcome:
         trouble = "the writer process ended; restarting it"

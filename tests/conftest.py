@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -10,6 +11,10 @@ import pytest
 
 from eventstore import JetStreamEventStore, StreamSpec, connect
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+
+# Tests start many `inmail serve` processes, often at once: none may take the default HTTP
+# port 8080. A test that wants HTTP asks for a free port with --http-port (a flag wins).
+os.environ.setdefault("INMAIL_HTTP_PORT", "0")
 
 
 @pytest.fixture(scope="session")

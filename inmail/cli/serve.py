@@ -14,6 +14,7 @@ import click
 from eventstore import NatsUnreachable, connect
 from inmail.cli.common import CONTEXT_SETTINGS, CliError, log_level_option, run
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
+from inmail.observability.logs import LOG_FORMATS, LogFormat, configure_logging, json_line
 from inmail.supervisor import SupervisedNatsServer, until_stopped
 
 MIN_SERVER = (2, 12)
@@ -39,6 +40,9 @@ class ServeOptions:
     replicas: int
     max_in_flight: int
     role: str
+    http_port: int
+    http_host: str
+    log_format: LogFormat
 
 
 def _env(name: str) -> str:
@@ -125,6 +129,34 @@ def _env(name: str) -> str:
     "the monthly refresh only (run as many as needed, one queue group); read: the projections and "
     "the query and admin subjects only",
 )
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    envvar=_env("HTTP_PORT"),
+    show_envvar=True,
+    help="port of /healthz, /readyz, /metrics and the dashboard at /; 0 turns HTTP off",
+)
+@click.option(
+    "--http-host",
+    metavar="HOST",
+    default="127.0.0.1",
+    show_default=True,
+    envvar=_env("HTTP_HOST"),
+    show_envvar=True,
+    help="address the HTTP port listens on (0.0.0.0: every interface)",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar=_env("LOG_FORMAT"),
+    show_envvar=True,
+    help="text: lines for people; json: one JSON object a line (level, time, message, and command_id, "
+    "seq, trace_id where they apply)",
+)
 @log_level_option("info")
 def serve_command(
     nats_url: str | None,
@@ -136,24 +168,61 @@ def serve_command(
     replicas: int,
     max_in_flight: int,
     role: str,
+    http_port: int,
+    http_host: str,
+    log_format: LogFormat,
     log_level: str,
 ) -> int:
     """Run the service, its projections and queries.
 
     Without --nats, starts an embedded nats-server (JetStream, every write fsynced) on --port,
     storing in --data-dir. Every flag can also be set by its INMAIL_* environment variable; a flag
-    on the command line wins; a boolean variable is on when set to 1 or true.
+    on the command line wins; a boolean variable is on when set to 1 or true. Tracing is configured
+    by OpenTelemetry's own variables (OTEL_TRACES_EXPORTER=otlp or console, OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_SERVICE_NAME, ...) and is off when none is set.
     """
     options = ServeOptions(
-        nats_url, port, data_dir, store, trust_client_time, relaxed_fsync, replicas, max_in_flight, role
+        nats_url,
+        port,
+        data_dir,
+        store,
+        trust_client_time,
+        relaxed_fsync,
+        replicas,
+        max_in_flight,
+        role,
+        http_port,
+        http_host,
+        log_format,
     )
-    return run(serve(options), log_level)
+    configure_logging(log_level, log_format)
+    try:
+        return run(serve(options), log_level)
+    except CliError as exc:
+        if log_format == "json":
+            raise JsonCliError(exc.message) from exc
+        raise
+
+
+class JsonCliError(CliError):
+    """A one-line error in the JSON log format."""
+
+    def show(self, file: object = None) -> None:
+        click.echo(json_line("error", f"inmail: {self.format_message()}"), err=True)
 
 
 async def serve(options: ServeOptions) -> int:
     """Run until SIGTERM or SIGINT, then drain and stop."""
     from inmail.app import InMailService, ServiceSettings, default_store_url
     from inmail.datadir import DataDirInUse, DataDirLock
+    from inmail.http.app import HttpSurface
+    from inmail.http.server import HttpPortTaken, HttpServer, bind
+    from inmail.observability.tracing import TracingConfigError, tracer_provider_from_env
+
+    try:
+        tracer_provider = tracer_provider_from_env(one_line=options.log_format == "json")
+    except TracingConfigError as exc:
+        raise CliError(str(exc)) from exc
 
     projections = options.role in ("all", "read")
     lock: DataDirLock | None = None
@@ -165,8 +234,22 @@ async def serve(options: ServeOptions) -> int:
             raise CliError(str(exc)) from exc
     embedded: SupervisedNatsServer | None = None
     service = None
+    surface: HttpSurface | None = None
+    http: HttpServer | None = None
     lost: str | None = None
     try:
+        # Bound before anything starts: a taken port ends serve at once, in one line.
+        sock = bind(options.http_host, options.http_port) if options.http_port else None
+    except HttpPortTaken as exc:
+        if lock is not None:
+            lock.release()
+        raise CliError(str(exc)) from exc
+    try:
+        if sock is not None:
+            # Serving from the start: /healthz answers, /readyz says why the service is not ready yet.
+            surface = HttpSurface()
+            http = HttpServer(surface.app, sock)
+            await http.start()
         url = options.nats_url
         if url is None:
             assert lock is not None
@@ -194,8 +277,11 @@ async def serve(options: ServeOptions) -> int:
             scheduler=not options.trust_client_time,
             commands=options.role in ("all", "commands"),
             projections=projections,
+            tracer_provider=tracer_provider,
         )
         service = InMailService(settings)
+        if surface is not None:
+            surface.service = service
         await service.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -203,10 +289,18 @@ async def serve(options: ServeOptions) -> int:
             loop.add_signal_handler(signum, stop.set)
         serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[options.role]
         read_models = f", read models {settings.store_url}" if settings.projections else ""
-        print(f"InMail broker ready ({serving}): NATS {url}{read_models}", flush=True)
+        site = f", HTTP http://{options.http_host}:{http.port}" if http is not None else ""
+        ready = f"InMail broker ready ({serving}): NATS {url}{read_models}{site}"
+        print(json_line("info", ready) if options.log_format == "json" else ready, flush=True)
         lost = await until_stopped(stop, embedded)
         log.info("stopping: finishing commands in flight")
     finally:
+        if surface is not None:
+            await surface.stop()
+        if http is not None:
+            await http.stop()
+        elif sock is not None:
+            sock.close()
         if service is not None:
             await service.stop()
         if embedded is not None:

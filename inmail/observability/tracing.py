@@ -36,14 +36,12 @@ class TracingConfigError(ValueError):
     """The ``OTEL_*`` variables ask for something this installation cannot do."""
 
 
-def tracer_provider_from_env(
-    environ: Mapping[str, str] | None = None, *, one_line: bool = False
-) -> TracerProvider | None:
+def tracer_provider_from_env(*, one_line: bool = False) -> TracerProvider | None:
     """A tracer provider as the ``OTEL_*`` variables describe it; None when tracing is off.
 
     ``one_line`` makes the console exporter print each span on one line (for JSON logs).
     """
-    env = os.environ if environ is None else environ
+    env = os.environ
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
     names = [name.strip() for name in env.get("OTEL_TRACES_EXPORTER", "").split(",") if name.strip()]

@@ -42,7 +42,7 @@ class _Glance(msgspec.Struct):
 _glance = msgspec.json.Decoder(_Glance)
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)  # one per browser: compared and hashed by identity
 class Listener:
     """One dashboard's stream of updates: what changed since it last looked."""
 

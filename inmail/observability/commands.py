@@ -45,20 +45,25 @@ class ObservedCommands:
         started = time.perf_counter()
         if self.tracing is None:
             reply = await self._execute(name, body)
+            self._answered(name, reply, started)
         else:
             with self.tracing.command_span(name, subjects.command(name), headers) as span:
                 reply = await self._execute(name, body)
                 span.set_attribute("inmail.outcome", _outcome(reply))
                 if isinstance(reply, Failure) and reply.error.code == "UNAVAILABLE":
                     span.set_status(Status(StatusCode.ERROR, reply.error.message))
+                self._answered(name, reply, started)
+        return replies.encode(reply)
+
+    def _answered(self, name: str, reply: CommandOk | Failure, started: float) -> None:
         outcome = _outcome(reply)
         if self.metrics is not None:
             label = name if name in _KNOWN else UNKNOWN_COMMAND
             self.metrics.command_answered(label, outcome, time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
+            # Inside the command's span, so that the line carries its trace id.
             seq = reply.seq if isinstance(reply, CommandOk) else None
             log.debug("%s answered %s", name, outcome, extra={"seq": seq})
-        return replies.encode(reply)
 
     async def _execute(self, name: str, body: bytes) -> CommandOk | Failure:
         decoded = decode_command(name, body)

@@ -250,6 +250,7 @@ async def serve(options: ServeOptions) -> int:
             surface = HttpSurface()
             http = HttpServer(surface.app, sock)
             await http.start()
+            surface.start()
         url = options.nats_url
         if url is None:
             assert lock is not None

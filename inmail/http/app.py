@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from inmail.app import InMailService
 from inmail.http import charts
-from inmail.http.dashboard import WINDOWS, Dashboard, Grouping, Refused, Unavailable
+from inmail.http.dashboard import WINDOWS, CommandRates, Dashboard, Grouping, Refused, Unavailable
 from inmail.http.live import Listener, LiveEvents
 from inmail.http.probes import readiness, scrape_state
 
@@ -38,6 +38,8 @@ MEMBER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 UPDATES_AT_MOST_EVERY = 0.5
 """Seconds between two live updates to one browser: a busy stream would otherwise flood it."""
 KEEP_ALIVE = 15.0
+SAMPLE_EVERY = 2.0
+"""Seconds between two samples of the command counts (the rates chart's resolution)."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -55,6 +57,7 @@ class HttpSurface:
         self.service = service
         self._live: LiveEvents | None = None
         self._dashboard: Dashboard | None = None
+        self._rates = CommandRates()
         self._sampler: asyncio.Task[None] | None = None
         self.app = Starlette(
             routes=[
@@ -71,6 +74,10 @@ class HttpSurface:
                 Mount("/static", StaticFiles(directory=STATIC), name="static"),
             ]
         )
+
+    def start(self) -> None:
+        """Sample the service's command counts from now on (a service may come later)."""
+        self._sampler = asyncio.create_task(self._sample_rates(), name="command-rates")
 
     async def stop(self) -> None:
         """End the live updates and the sampling of command rates."""
@@ -130,8 +137,8 @@ class HttpSurface:
                 return _svg(charts.lines({}, empty="metrics are off"))
             return _svg(charts.lines(dashboard.rates.per_second(), unit="/s", empty="measuring…"))
         if name == "errors":
-            totals = dashboard.rates.totals() if dashboard.rates is not None else {"errors": {}}
-            rows = [charts.BarRow(code, [count]) for code, count in totals["errors"].items()]
+            errors = dashboard.rates.latest["errors"] if dashboard.rates is not None else {}
+            rows = [charts.BarRow(code, [count]) for code, count in errors.items()]
             return _svg(charts.bars(rows, ["refused"], empty="no command refused"))
         grouping = name.removeprefix("rates-")
         if not name.startswith("rates-") or grouping not in get_args(Grouping):
@@ -177,10 +184,15 @@ class HttpSurface:
         if self._dashboard is None:
             service = self._service()
             assert service.nc is not None
-            self._dashboard = Dashboard(service.nc, self._live_events(), service.metrics)
-            if self._dashboard.rates is not None:
-                self._sampler = asyncio.create_task(self._dashboard.rates.run(), name="command-rates")
+            rates = self._rates if service.metrics is not None else None
+            self._dashboard = Dashboard(service.nc, self._live_events(), rates)
         return self._dashboard
+
+    async def _sample_rates(self) -> None:
+        while True:
+            if self.service is not None and self.service.metrics is not None:
+                self._rates.sample(self.service.metrics)
+            await asyncio.sleep(SAMPLE_EVERY)
 
     def _live_events(self) -> LiveEvents:
         if self._live is None:

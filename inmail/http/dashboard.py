@@ -52,7 +52,6 @@ WINDOWS = (90, 30)
 TEMPLATES_SHOWN = 10
 RATES_FRESH_FOR = 5.0
 """Seconds a response-rate chart is reused while the stream moves (each costs a query per bar)."""
-SAMPLE_EVERY = 2.0
 SAMPLES_KEPT = 300
 RECEIVED_COUNTED = 200
 """Received InMails counted per status at most (one Inbox page); more show as "200+"."""
@@ -84,10 +83,10 @@ class _Envelope(msgspec.Struct):
 class Dashboard:
     """The dashboard's figures, read from a running service."""
 
-    def __init__(self, nc: NATS, live: LiveEvents, metrics: Metrics | None) -> None:
+    def __init__(self, nc: NATS, live: LiveEvents, rates: CommandRates | None) -> None:
         self.nc = nc
         self.live = live
-        self.rates = CommandRates(metrics) if metrics is not None else None
+        self.rates = rates
         self._charts: dict[Grouping, tuple[float, int, list[BarRow]]] = {}
 
     async def overview(self) -> dict[str, Any]:
@@ -101,7 +100,7 @@ class Dashboard:
                 for name, seq in sorted(health.projections.items())
             ],
             "problems": health.problems,
-            "commands": self.rates.totals() if self.rates is not None else None,
+            "commands": self.rates.latest if self.rates is not None else None,
         }
 
     async def response_rates(self, grouping: Grouping) -> list[BarRow]:
@@ -197,32 +196,21 @@ def _stats_query(grouping: Grouping, group: str, since: datetime) -> ResponseSta
 
 
 class CommandRates:
-    """This process's commands per second over the last minutes, sampled from its metrics."""
+    """Commands per second over the last minutes, from samples of the metrics' counts."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self) -> None:
         self.samples: deque[tuple[datetime, float, float]] = deque(maxlen=SAMPLES_KEPT)
         """(when, answered ok so far, refused so far)."""
+        self.latest: dict[str, Any] = {"ok": 0.0, "refused": 0.0, "errors": {}}
 
-    async def run(self) -> None:
-        """Sample until cancelled."""
-        while True:
-            self.sample()
-            await asyncio.sleep(SAMPLE_EVERY)
-
-    def sample(self) -> None:
+    def sample(self, metrics: Metrics) -> None:
         """Take the counts as they are now."""
-        totals = self.totals()
-        self.samples.append((datetime.now(UTC), totals["ok"], totals["refused"]))
-
-    def totals(self) -> dict[str, Any]:
-        """Commands answered so far: ok, refused, and by error code."""
-        counts = self.metrics.command_counts()
         codes: dict[str, float] = {}
-        for (_, outcome), count in counts.items():
+        for (_, outcome), count in metrics.command_counts().items():
             codes[outcome] = codes.get(outcome, 0.0) + count
         ok = codes.pop("ok", 0.0)
-        return {"ok": ok, "refused": sum(codes.values()), "errors": dict(sorted(codes.items()))}
+        self.latest = {"ok": ok, "refused": sum(codes.values()), "errors": dict(sorted(codes.items()))}
+        self.samples.append((datetime.now(UTC), ok, self.latest["refused"]))
 
     def per_second(self) -> dict[str, list[tuple[datetime, float]]]:
         """Answered and refused commands per second between consecutive samples."""

@@ -18,6 +18,7 @@ async def http_surface(service: InMailService | None) -> AsyncIterator[tuple[Htt
     surface = HttpSurface(service)
     server = HttpServer(surface.app, bind("127.0.0.1", 0))
     await server.start()
+    surface.start()
     try:
         yield surface, f"http://127.0.0.1:{server.port}"
     finally:

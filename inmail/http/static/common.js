@@ -17,9 +17,15 @@ function text(id, value) {
   document.getElementById(id).textContent = value;
 }
 
+// "2026-03-01T09:30:00Z" as "2026-03-01 09:30" (UTC, as every time the service gives).
+function when(time) {
+  return time ? time.slice(0, 16).replace("T", " ") : "–";
+}
+
 function cell(row, value, numeric) {
   const td = row.insertCell();
-  td.textContent = value === null || value === undefined ? "–" : value;
+  const shown = typeof value === "number" ? value.toLocaleString("en") : value;
+  td.textContent = shown === null || shown === undefined ? "–" : shown;
   if (numeric) { td.className = "num"; }
   return td;
 }

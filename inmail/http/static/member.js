@@ -29,14 +29,14 @@ async function refreshMember() {
   const latest = document.getElementById("latest");
   latest.replaceChildren(...member.latest_received.map((item) => {
     const entry = document.createElement("li");
-    entry.textContent = `${item.subject} — from ${item.sender_name} (${item.status}, ${item.sent_at})`;
+    entry.textContent = `${item.subject} — from ${item.sender_name} (${item.status}, ${when(item.sent_at)})`;
     entry.dataset.inmailId = item.inmail_id;
     if (shown.size && !shown.has(item.inmail_id)) { entry.className = "new"; }
     return entry;
   }));
   member.latest_received.forEach((item) => shown.add(item.inmail_id));
-  fill("ledger", member.ledger, [["seq", true], ["occurred_at"], ["reason"], ["delta", true],
-                                 ["balance_after", true], ["inmail_id"]]);
+  fill("ledger", member.ledger, [["seq", true], [(entry) => when(entry.occurred_at)], ["reason"],
+                                 ["delta", true], ["balance_after", true], ["inmail_id"]]);
   text("live-error", "");
   await loadChart("chart-balance", "/api/members/" + encodeURIComponent(memberId) + "/balance.svg");
 }

@@ -230,3 +230,14 @@ def test_a_taken_http_port_is_one_line_naming_it(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f":{port}" in lines[0] and "--http-port" in lines[0], result.stderr
+
+
+async def test_a_nats_restart_counts_a_reconnect(
+    own_nats_server: EmbeddedNatsServer, site: httpx.AsyncClient, service: InMailService
+) -> None:
+    await asyncio.to_thread(own_nats_server.restart)
+
+    async def reconnected() -> bool:
+        return (await scrape(site))["inmail_nats_reconnects_total"] == {(): 1.0}
+
+    await eventually(reconnected, 20, "one reconnect counted")

@@ -155,10 +155,8 @@ class HttpSurface:
         except Unavailable as exc:
             return _json({"error": str(exc)}, 503)
         await live.started()
-        listener = Listener()
-        live.listeners.add(listener)
         return StreamingResponse(
-            _updates(live, listener),
+            _updates(live),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -202,7 +200,9 @@ class HttpSurface:
         return self._live
 
 
-async def _updates(live: LiveEvents, listener: Listener) -> AsyncIterator[str]:
+async def _updates(live: LiveEvents) -> AsyncIterator[str]:
+    listener = Listener()
+    live.listeners.add(listener)
     try:
         yield _event({"stream_seq": live.stream_seq, "members": None})
         while not live.stopped.is_set():

@@ -29,7 +29,15 @@ from starlette.staticfiles import StaticFiles
 
 from inmail.app import InMailService
 from inmail.http import charts
-from inmail.http.dashboard import WINDOWS, CommandRates, Dashboard, Grouping, Refused, Unavailable
+from inmail.http.dashboard import (
+    WINDOWS,
+    CommandRates,
+    Dashboard,
+    Grouping,
+    Refused,
+    Unavailable,
+    command_totals,
+)
 from inmail.http.live import Listener, LiveEvents
 from inmail.http.probes import readiness, scrape_state
 
@@ -133,11 +141,11 @@ class HttpSurface:
         dashboard = self._ready_dashboard()
         name = request.path_params["name"]
         if name == "commands":
-            if dashboard.rates is None:
+            if dashboard.metrics is None:
                 return _svg(charts.lines({}, empty="metrics are off"))
             return _svg(charts.lines(dashboard.rates.per_second(), unit="/s", empty="measuring…"))
         if name == "errors":
-            errors = dashboard.rates.latest["errors"] if dashboard.rates is not None else {}
+            errors = command_totals(dashboard.metrics)["errors"] if dashboard.metrics is not None else {}
             rows = [charts.BarRow(code, [count]) for code, count in errors.items()]
             return _svg(charts.bars(rows, ["refused"], empty="no command refused"))
         grouping = name.removeprefix("rates-")
@@ -182,8 +190,7 @@ class HttpSurface:
         if self._dashboard is None:
             service = self._service()
             assert service.nc is not None
-            rates = self._rates if service.metrics is not None else None
-            self._dashboard = Dashboard(service.nc, self._live_events(), rates)
+            self._dashboard = Dashboard(service.nc, self._live_events(), service.metrics, self._rates)
         return self._dashboard
 
     async def _sample_rates(self) -> None:

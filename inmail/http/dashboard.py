@@ -83,9 +83,10 @@ class _Envelope(msgspec.Struct):
 class Dashboard:
     """The dashboard's figures, read from a running service."""
 
-    def __init__(self, nc: NATS, live: LiveEvents, rates: CommandRates | None) -> None:
+    def __init__(self, nc: NATS, live: LiveEvents, metrics: Metrics | None, rates: CommandRates) -> None:
         self.nc = nc
         self.live = live
+        self.metrics = metrics
         self.rates = rates
         self._charts: dict[Grouping, tuple[float, int, list[BarRow]]] = {}
 
@@ -100,7 +101,7 @@ class Dashboard:
                 for name, seq in sorted(health.projections.items())
             ],
             "problems": health.problems,
-            "commands": self.rates.latest if self.rates is not None else None,
+            "commands": command_totals(self.metrics) if self.metrics is not None else None,
         }
 
     async def response_rates(self, grouping: Grouping) -> list[BarRow]:
@@ -195,22 +196,26 @@ def _stats_query(grouping: Grouping, group: str, since: datetime) -> ResponseSta
     return ResponseStats(template_id=group, since=since)
 
 
+def command_totals(metrics: Metrics) -> dict[str, Any]:
+    """Commands answered so far: ``ok``, ``refused``, and ``errors`` by code."""
+    codes: dict[str, float] = {}
+    for (_, outcome), count in metrics.command_counts().items():
+        codes[outcome] = codes.get(outcome, 0.0) + count
+    ok = codes.pop("ok", 0.0)
+    return {"ok": ok, "refused": sum(codes.values()), "errors": dict(sorted(codes.items()))}
+
+
 class CommandRates:
     """Commands per second over the last minutes, from samples of the metrics' counts."""
 
     def __init__(self) -> None:
         self.samples: deque[tuple[datetime, float, float]] = deque(maxlen=SAMPLES_KEPT)
         """(when, answered ok so far, refused so far)."""
-        self.latest: dict[str, Any] = {"ok": 0.0, "refused": 0.0, "errors": {}}
 
     def sample(self, metrics: Metrics) -> None:
         """Take the counts as they are now."""
-        codes: dict[str, float] = {}
-        for (_, outcome), count in metrics.command_counts().items():
-            codes[outcome] = codes.get(outcome, 0.0) + count
-        ok = codes.pop("ok", 0.0)
-        self.latest = {"ok": ok, "refused": sum(codes.values()), "errors": dict(sorted(codes.items()))}
-        self.samples.append((datetime.now(UTC), ok, self.latest["refused"]))
+        totals = command_totals(metrics)
+        self.samples.append((datetime.now(UTC), totals["ok"], totals["refused"]))
 
     def per_second(self) -> dict[str, list[tuple[datetime, float]]]:
         """Answered and refused commands per second between consecutive samples."""

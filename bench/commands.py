@@ -1,6 +1,6 @@
 """End to end: ``SendInMail`` request -> durable event -> reply, against raw publish+ack.
 
-``python -m bench.commands [--quick] [--out FILE] [--no-peer] [--projections]``. For each
+``python -m bench.commands [--quick] [--out FILE] [--no-peer] [--projections] [--metrics-compare]``. For each
 fsync setting: one nats-server, the service in a process of its own
 (``bench.service``: the command side, no projections, unless ``--projections``), and
 this process as the client (``inmail.client``, the library a user would use). Senders
@@ -20,6 +20,9 @@ concurrency, the reply.
   (``bench.peer``, same setting), in the same run, for the ratio to the peer.
 - ``--projections`` adds a row at 64 in flight with the projections running in the
   service (their writer in a child process, counted in the service's CPU).
+- ``--metrics-compare`` adds SendInMail at 64 in flight with the contract's Prometheus
+  series recorded and not (``bench.service --no-metrics``): in each round a fresh,
+  warmed-up service process of each kind on the same server, one after the other.
 """
 
 from __future__ import annotations
@@ -128,6 +131,8 @@ class SettingResult:
     levels: dict[int, Level]
     open_loop: OpenLoopResult
     with_projections: Level | None
+    metrics: dict[bool, Level] | None
+    """Metrics on (True) and off (False), with ``--metrics-compare``."""
     peer: list[peer.PeerFigure]
     peer_commit: str
 
@@ -166,12 +171,32 @@ async def _wait_projections(client: InMailClient, target: int, patience: float =
     raise TimeoutError("the projections did not catch up")
 
 
+async def _compare_metrics(
+    client: InMailClient, members: Members, plan: Plan, url: str, store: str, server_pid: int | None,
+    setting: str, log_dir: Path, service_creds: Path | None,
+) -> dict[bool, Level]:  # fmt: skip
+    """SendInMail at 64 in flight on service processes with metrics on, then off, each round."""
+    levels = {True: Level(64), False: Level(64)}
+    for round_ in range(plan.rounds):
+        for metrics, level in levels.items():
+            label = "on" if metrics else "off"
+            log(f"commands {setting}: 64 in flight, metrics {label}, round {round_ + 1}")
+            service_log = log_dir / f"service-metrics-{label}-{setting}.log"
+            with ServiceProcess(
+                url, store, metrics=metrics, creds=service_creds, log_path=service_log
+            ) as service:
+                await warm_up(client, members)
+                await _measure_service(client, members, level, plan, service, server_pid, seed=round_)
+    return levels
+
+
 async def run_setting(
     setting: str,
     plan: Plan,
     *,
     with_peer: bool,
     projections: bool,
+    metrics_compare: bool = False,
     logs: Path | None = None,
     secure: bool = True,
 ) -> SettingResult:
@@ -218,6 +243,11 @@ async def run_setting(
                     open_result.runs.append(
                         await open_loop(op, plan.open_rate, plan.warmup, plan.open_duration)
                     )
+            metrics = None
+            if metrics_compare:
+                metrics = await _compare_metrics(
+                    client, members, plan, server.url, store, server.pid, setting, log_dir, service_creds
+                )
             with_projections = None
             if projections:
                 projections_log = log_dir / f"service-projections-{setting}.log"
@@ -246,7 +276,7 @@ async def run_setting(
         peer_figures, peer_commit = await asyncio.to_thread(
             peer.measure_backend, "postgres", setting, plan.peer
         )
-    return SettingResult(setting, levels, open_result, with_projections, peer_figures, peer_commit)
+    return SettingResult(setting, levels, open_result, with_projections, metrics, peer_figures, peer_commit)
 
 
 # ------------------------------------------------------------------ report
@@ -289,6 +319,24 @@ def table(result: SettingResult) -> str:
         lines.append(
             f"| {label} at a fixed rate | {fmt(ol.target)} | {achieved} | {fmt(ol.p(0.5, raw=raw))} "
             f"| {fmt(ol.p(0.99, raw=raw))} | {p99s} | {fmt(ol.worst(raw=raw))} |"
+        )
+    if result.metrics is not None:
+        on, off = result.metrics[True], result.metrics[False]
+        cost = median(on.service_us) - median(off.service_us)
+        lines += [
+            "",
+            "| metrics | in flight | commands/s (median) | runs | p50 ms | p99 ms | service CPU µs/cmd |",
+            "|---|---:|---:|---|---:|---:|---:|",
+        ]
+        for label, level in (("metrics on", on), ("metrics off", off)):
+            rates = ", ".join(fmt(run.rate) for run in level.runs)
+            lines.append(
+                f"| SendInMail, {label} | 64 | {fmt(level.rate)} | {rates} | {fmt(level.p(0.5))} "
+                f"| {fmt(level.p(0.99))} | {fmt(median(level.service_us))} |"
+            )
+        lines.append(
+            f"\nWith metrics on: {ratio(on.rate, off.rate)} of the throughput without them; "
+            f"{cost:+.1f} µs of service CPU per command."
         )
     if result.peer:
         best = peer.best(result.peer, "postgres")
@@ -358,11 +406,23 @@ def report(results: Sequence[SettingResult], plan: Plan, command: str, *, secure
 
 
 async def run_all(
-    plan: Plan, *, with_peer: bool, projections: bool, logs: Path | None = None, secure: bool = True
+    plan: Plan,
+    *,
+    with_peer: bool,
+    projections: bool,
+    metrics_compare: bool,
+    logs: Path | None = None,
+    secure: bool = True,
 ) -> list[SettingResult]:
     return [
         await run_setting(
-            setting, plan, with_peer=with_peer, projections=projections, logs=logs, secure=secure
+            setting,
+            plan,
+            with_peer=with_peer,
+            projections=projections,
+            metrics_compare=metrics_compare,
+            logs=logs,
+            secure=secure,
         )
         for setting in SETTINGS
     ]
@@ -375,6 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the markdown report to this file")
     parser.add_argument("--no-peer", action="store_true", help="leave out the PostgreSQL peer")
     parser.add_argument("--projections", action="store_true", help="add a row with projections running")
+    parser.add_argument(
+        "--metrics-compare", action="store_true", help="add SendInMail with metrics on and off"
+    )
     parser.add_argument("--logs", type=Path, help="keep the service processes' logs in this folder")
     parser.add_argument(
         "--insecure",
@@ -390,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan,
             with_peer=not args.no_peer,
             projections=args.projections,
+            metrics_compare=args.metrics_compare,
             logs=args.logs,
             secure=not args.insecure,
         )
@@ -401,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (" --no-peer", args.no_peer),
             (" --projections", args.projections),
             (" --insecure", args.insecure),
+            (" --metrics-compare", args.metrics_compare),
         )
         if on
     )

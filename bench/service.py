@@ -1,6 +1,6 @@
 """Run the InMail service in a process of its own, for the benchmarks.
 
-``python -m bench.service --nats URL --store URL [--no-projections] [--trust-client-time]``
+``python -m bench.service --nats URL --store URL [--no-projections] [--trust-client-time] [--no-metrics]``
 starts ``InMailService`` against a server the benchmark started, prints ``ready`` on
 stdout once it answers, and stops cleanly on SIGTERM or SIGINT. Unlike ``inmail serve``
 it can leave the projections and the scheduler out, so a benchmark measures the
@@ -76,6 +76,7 @@ class ServiceProcess:
         projections: bool = False,
         trust_client_time: bool = False,
         creds: Path | None = None,
+        metrics: bool = True,
         log_path: Path | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
@@ -86,6 +87,8 @@ class ServiceProcess:
             self.args.append("--trust-client-time")
         if creds:
             self.args += ["--creds", str(creds)]
+        if not metrics:
+            self.args.append("--no-metrics")
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
@@ -179,6 +182,7 @@ async def serve(args: argparse.Namespace) -> None:
             projections=not args.no_projections,
             scheduler=False,
             cache_size=args.cache_size,
+            metrics=not args.no_metrics,
         )
     )
     stop = asyncio.Event()
@@ -202,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-projections", action="store_true", help="the command side only")
     parser.add_argument("--trust-client-time", action="store_true", help="honour occurred_at")
     parser.add_argument("--cache-size", type=int, default=200_000, help="member states cached")
+    parser.add_argument("--no-metrics", action="store_true", help="record no Prometheus series")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(args))

@@ -20,12 +20,16 @@ from pathlib import Path
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
+from opentelemetry.sdk.trace import TracerProvider
 
 from contracts import subjects
 from contracts.commands import COMMANDS
 from eventstore import Followed, JetStreamEventStore, connect
 from inmail.command_subscription import CommandSubscription
 from inmail.health import DependencyCheck
+from inmail.observability.commands import ObservedCommands
+from inmail.observability.metrics import Metrics
+from inmail.observability.tracing import Tracing
 from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
 from inmail.stream_guard import StreamGuard
 from inmail.streams import events_stream, members_stream
@@ -63,6 +67,10 @@ class ServiceSettings:
     new_stream: bool = False
     """Start over on ``INMAIL_EVENTS`` as it is now, even if it is not the stream the service
     recorded (created when missing; read models following another one are rebuilt)."""
+    metrics: bool = True
+    """Record the Prometheus series of the contract (off only to measure what they cost)."""
+    tracer_provider: TracerProvider | None = None
+    """Where spans go (``inmail.observability.tracing``); None: no tracing."""
 
 
 def default_store_url(data_dir: Path) -> str:
@@ -83,6 +91,8 @@ class InMailService:
         self.broker: NatsBroker | None = None
         """The query and operator handlers (FastStream), when projections run."""
         self.commands: CommandSubscription | None = None
+        self.metrics = Metrics() if settings.metrics else None
+        self.tracing = Tracing(settings.tracer_provider) if settings.tracer_provider is not None else None
         self._scheduler: asyncio.Task[None] | None = None
         self._stream_watch: asyncio.Task[None] | None = None
 
@@ -109,7 +119,12 @@ class InMailService:
             # Created here even when the scheduler does not run, so that every store of the
             # product exists with the replicas asked for, and Health can expect them all.
             await ensure_bucket(nc.jetstream(), s.replicas)
-            repository = MemberRepository(events, cache_size=s.cache_size)
+            repository = MemberRepository(
+                events,
+                cache_size=s.cache_size,
+                message_headers=self.tracing.message_headers if self.tracing is not None else None,
+                on_appended=self.metrics.events_appended if self.metrics is not None else None,
+            )
             self.executor = CommandExecutor(
                 repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
             )
@@ -118,7 +133,11 @@ class InMailService:
             if dependency.problem:
                 log.warning("%s: %s", name, dependency.problem)
         probes: list[str] = []
+        observed: ObservedCommands | None = None
         if self.projections is not None:
+            self.projections.on_applied = (
+                self.tracing.projection_applied if self.tracing is not None else None
+            )
             await self.projections.start(new_stream=s.new_stream)
             self.queries = QueryService(self.projections, events, dependencies=dependencies)
             self.broker = build_query_broker(
@@ -131,7 +150,9 @@ class InMailService:
             await self.broker.start()
             probes.append(LAST_SUBSCRIBED)
         if self.executor is not None:
-            self.commands = CommandSubscription(nc, self.executor.handle_raw, s.max_in_flight)
+            # Counted and traced from the end of start on: the probe below is no client's command.
+            observed = ObservedCommands(self.executor, metrics=None, tracing=None)
+            self.commands = CommandSubscription(nc, observed.handle, s.max_in_flight)
             await self.commands.start()
             # An empty command body is refused, so the probe writes nothing.
             probes.append(subjects.command(COMMANDS[0].__name__))
@@ -139,6 +160,8 @@ class InMailService:
             await wait_until_answering(nc, probe)
         if self.executor is not None:
             self._stream_watch = asyncio.create_task(guard.watch(), name="stream-guard")
+        if observed is not None:
+            observed.metrics, observed.tracing = self.metrics, self.tracing
         if self.executor is not None and s.scheduler:
             refresh = MonthlyRefresh(self.executor, events, clock=s.clock, replicas=s.replicas)
             self._scheduler = asyncio.create_task(refresh.run(), name="monthly-refresh")
@@ -173,6 +196,8 @@ class InMailService:
             async with _unless_server_gone("draining the connection"):
                 await self.nc.drain()
         self.nc = None
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
 
 @contextlib.asynccontextmanager

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -37,8 +37,8 @@ SUBJECTS = (subjects.command("*"), *(route.subject for route in WRITE_ROUTES))
 """Every command, and the operator requests that write events (``inmail.admin.SkipEvent``)."""
 QUEUE = subjects.COMMAND_QUEUE
 
-Handler = Callable[[str, bytes], Awaitable[bytes]]
-"""(command name, raw body) -> encoded reply envelope."""
+Handler = Callable[[str, bytes, Mapping[str, str] | None], Awaitable[bytes]]
+"""(command name, raw body, NATS headers) -> encoded reply envelope."""
 
 
 class CommandSubscription:
@@ -60,7 +60,7 @@ class CommandSubscription:
             log.debug("ignored a message that is no request on %s", msg.subject)
             return
         name = msg.subject.rsplit(".", 1)[-1]
-        await self.dispatcher.dispatch(self.handle, name, msg.data, msg.reply)
+        await self.dispatcher.dispatch(self.handle, name, msg.data, msg.headers, msg.reply)
 
     async def stop(self, grace: float) -> None:
         """Take no more commands, hand on those already received, wait ``grace`` s for all to finish."""
@@ -87,17 +87,21 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def dispatch(self, handle: Handler, name: str, body: bytes, reply_to: str) -> None:
+    async def dispatch(
+        self, handle: Handler, name: str, body: bytes, headers: Mapping[str, str] | None, reply_to: str
+    ) -> None:
         """Start handling one request, once a slot is free."""
         await self._slots.acquire()
-        task = asyncio.create_task(self._run(handle, name, body, reply_to))
+        task = asyncio.create_task(self._run(handle, name, body, headers, reply_to))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, handle: Handler, name: str, body: bytes, reply_to: str) -> None:
+    async def _run(
+        self, handle: Handler, name: str, body: bytes, headers: Mapping[str, str] | None, reply_to: str
+    ) -> None:
         try:
             try:
-                data = await handle(name, body)
+                data = await handle(name, body, headers)
             except OutcomeUnknown:
                 # No reply at all: the client times out and retries with the same command_id,
                 # which then answers from what was recorded. A reply here could only guess.

@@ -15,6 +15,10 @@ the one it was built from (deleted and created again, purged, behind it:
 ``eventstore.identity``), seen at start or by the check every ``watch_every``
 seconds, stops with the reason until a replay confirmed with ``new_stream`` (or
 ``inmail serve --new-stream``) rebuilds it from the stream as it is now.
+
+``on_applied`` is a seam for the composition root (tracing): after each batch it
+is told, per projection, the stored messages (with their headers) that projection
+applied and when.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, TypeVar
@@ -49,8 +54,13 @@ log = logging.getLogger("inmail.projections")
 
 T = TypeVar("T")
 
+
 class NewStreamUnconfirmed(Exception):
     """Rebuilding would follow a stream other than the one the read models were built from."""
+
+
+AppliedHook = Callable[[str, Sequence[StoredMessage], int, int], None]
+"""(projection, the messages it applied from one batch, start and end in ns since the epoch)."""
 
 
 class Projections:
@@ -66,19 +76,20 @@ class Projections:
         writer: Literal["process", "thread"] = "process",
         batch_size: int = 20_000,
         watch_every: float = 1.0,
+        on_applied: AppliedHook | None = None,
     ) -> None:
         chosen = list(catalogue) if names is None else list(dict.fromkeys(names))
         unknown = [name for name in chosen if name not in catalogue]
         if unknown or not chosen:
             raise UnknownProjection(
-                f"unknown projection {', '.join(unknown) or '(none given)'}; "
-                f"known: {', '.join(catalogue)}"
+                f"unknown projection {', '.join(unknown) or '(none given)'}; known: {', '.join(catalogue)}"
             )
         self.event_store = event_store
         # Parsed here so that a bad URL fails at once, in the caller.
         self.database = Database(store_url)
         self.batch_size = batch_size
         self.watch_every = watch_every
+        self.on_applied = on_applied
         self._host = make_host(writer, store_url, catalogue, chosen)
         self._states: States = {name: SlotState(0, 1, None, None) for name in chosen}
         self._opened = False
@@ -198,7 +209,10 @@ class Projections:
 
     async def wait_for(
         # A deadline of its own: a False answer is a result (UNAVAILABLE), not a cancellation.
-        self, seq: int, timeout: float, names: Sequence[str] | None = None  # noqa: ASYNC109
+        self,
+        seq: int,
+        timeout: float,  # noqa: ASYNC109
+        names: Sequence[str] | None = None,
     ) -> bool:
         """Wait until every (named) projection has applied ``seq``; False after ``timeout`` or a stop."""
         chosen = self._pick(names)
@@ -315,7 +329,12 @@ class Projections:
         pages = self.event_store.follow_batches(start, batch=self.batch_size)
         async with contextlib.aclosing(pages):
             async for page in pages:
+                hook = self.on_applied
+                before = self.positions() if hook is not None else {}
+                started = time.time_ns()
                 outcome = await self._apply([(m.seq, m.subject, m.data) for m in page])
+                if hook is not None:
+                    self._report_applied(hook, page, before, started)
                 if outcome is not Outcome.DONE:
                     return outcome
         return Outcome.RETRY
@@ -354,6 +373,15 @@ class Projections:
             await self._halt()
             self._task = asyncio.create_task(self._run(), name="projections")
             self._absorb(self._states, [])
+
+    def _report_applied(
+        self, hook: AppliedHook, page: Sequence[StoredMessage], before: dict[str, int], started: int
+    ) -> None:
+        ended = time.time_ns()
+        for name, state in self._states.items():
+            applied = [m for m in page if before[name] < m.seq <= state.position]
+            if applied:
+                hook(name, applied, started, ended)
 
     async def _revive(self) -> Outcome:
         trouble = "the writer process ended; restarting it"

@@ -9,13 +9,18 @@ An event on a member's subject that cannot be read (an unknown type, invalid
 fields) is quarantined: the member cannot be loaded past it, and its commands
 answer ``UNAVAILABLE`` naming the sequence, until an operator records an
 ``EventSkipped`` for it. Loading then passes over the event, as every replay does.
+
+Two seams let the composition root observe appends without this side knowing
+how: ``message_headers`` gives headers for the messages of an append (the trace
+context of the command being handled), ``on_appended`` sees the events of every
+append that succeeded (metrics).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from contracts import subjects
@@ -47,12 +52,27 @@ class Loaded:
     version: int
 
 
+MessageHeaders = Callable[[], Mapping[str, str] | None]
+"""Headers for the messages appended now (None: none), asked once per append."""
+OnAppended = Callable[[Sequence[AnyEvent]], None]
+"""Told the events of each append that succeeded."""
+
+
 class MemberRepository:
     """Load, cache and append member aggregates; one lock per member within this process."""
 
-    def __init__(self, store: EventStore, *, cache_size: int = 200_000) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        cache_size: int = 200_000,
+        message_headers: MessageHeaders | None = None,
+        on_appended: OnAppended | None = None,
+    ) -> None:
         self.store = store
         self.cache_size = cache_size
+        self.message_headers = message_headers
+        self.on_appended = on_appended
         self._cache: OrderedDict[str, Loaded] = OrderedDict()
         self._locks: dict[str, _Lock] = {}
         self._senders: dict[int, str] = {}
@@ -111,12 +131,15 @@ class MemberRepository:
         ``expected_version`` is captured with the decision, not read after it: a
         concurrent catch-up may move ``loaded`` on while the append is in flight.
         """
-        messages = [NewMessage(event.event_id, encode_event(event)) for event in events]
+        headers = self.message_headers() if self.message_headers is not None else None
+        messages = [NewMessage(event.event_id, encode_event(event), headers) for event in events]
         appended = await self.store.append(
             subjects.member_events(loaded.member_id), messages, expected_version
         )
         for event, seq in zip(events, appended.seqs, strict=True):
             _apply(loaded, event, seq)
+        if self.on_appended is not None:
+            self.on_appended(events)
         return appended
 
     def lock(self, member_id: str) -> _Lock:

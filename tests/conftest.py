@@ -7,6 +7,7 @@ tests of the generic event store, which make streams of their own, use ``"admin"
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,6 +26,10 @@ def secured_server(data_dir: Path, *, durable: bool = True) -> EmbeddedNatsServe
     return EmbeddedNatsServer(
         NatsServerSettings(data_dir=data_dir / "nats", port=0, durable=durable, security=installation)
     )
+
+# Tests start many `inmail serve` processes, often at once: none may take the default HTTP
+# port 8080. A test that wants HTTP asks for a free port with --http-port (a flag wins).
+os.environ.setdefault("INMAIL_HTTP_PORT", "0")
 
 
 @pytest.fixture(scope="session")

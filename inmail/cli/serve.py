@@ -3,49 +3,17 @@ unless ``--nats`` names one."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from eventstore import NatsUnreachable, connect
-from inmail.cli.common import CONTEXT_SETTINGS, CliError, creds_for, creds_option, log_level_option, run
-from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
-from inmail.security.installation import Installation, SecurityError, refuse_insecure, secure
-from inmail.supervisor import SupervisedNatsServer, until_stopped
-
-MIN_SERVER = (2, 12)
-"""Atomic batch publish arrived in nats-server 2.12 (batch direct get in 2.11)."""
+from inmail.cli.common import CONTEXT_SETTINGS, CliError, creds_option, log_level_option, run
+from inmail.cli.serving import ServeOptions, serve
+from inmail.observability.logs import LOG_FORMATS, LogFormat, configure_logging, json_line
 
 ROLES = ("all", "commands", "read")
 """What one ``inmail serve`` process runs: the projections share the CPU with the
 command handlers, so a busy deployment runs them in processes of their own."""
-
-log = logging.getLogger("inmail")
-
-
-@dataclass(frozen=True, slots=True)
-class ServeOptions:
-    """The flags of ``inmail serve``, as given on the command line or in ``INMAIL_*``."""
-
-    nats_url: str | None
-    port: int
-    data_dir: Path
-    insecure: bool
-    creds: Path | None
-    """``--creds`` for an external server (``--nats``); the embedded server's service uses its own."""
-    creds_from_command_line: bool
-    store: str | None
-    trust_client_time: bool
-    relaxed_fsync: bool
-    replicas: int
-    max_in_flight: int
-    role: str
-    new_stream: bool = False
 
 
 def _env(name: str) -> str:
@@ -150,6 +118,34 @@ def _env(name: str) -> str:
     "recorded (deleted and created again, purged): created when missing, read models rebuilt from it. "
     "Without it, serve refuses such a stream",
 )
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    envvar=_env("HTTP_PORT"),
+    show_envvar=True,
+    help="port of /healthz, /readyz, /metrics and the dashboard at /; 0 turns HTTP off",
+)
+@click.option(
+    "--http-host",
+    metavar="HOST",
+    default="127.0.0.1",
+    show_default=True,
+    envvar=_env("HTTP_HOST"),
+    show_envvar=True,
+    help="address the HTTP port listens on (0.0.0.0: every interface)",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    envvar=_env("LOG_FORMAT"),
+    show_envvar=True,
+    help="text: lines for people; json: one JSON object a line (level, time, message, and command_id, "
+    "seq, trace_id where they apply)",
+)
 @log_level_option("info")
 @click.pass_context
 def serve_command(
@@ -166,13 +162,18 @@ def serve_command(
     max_in_flight: int,
     role: str,
     new_stream: bool,
+    http_port: int,
+    http_host: str,
+    log_format: LogFormat,
     log_level: str,
 ) -> int:
     """Run the service, its projections and queries.
 
     Without --nats, starts an embedded nats-server (JetStream, every write fsynced) on --port,
     storing in --data-dir. Every flag can also be set by its INMAIL_* environment variable; a flag
-    on the command line wins; a boolean variable is on when set to 1 or true.
+    on the command line wins; a boolean variable is on when set to 1 or true. Tracing is configured
+    by OpenTelemetry's own variables (OTEL_TRACES_EXPORTER=otlp or console, OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_SERVICE_NAME, ...) and is off when none is set.
     """
     # INMAIL_NATS_CREDS may be set for the other commands of the same shell; only a --creds
     # typed for serve itself is a mistake with the embedded server.
@@ -190,132 +191,22 @@ def serve_command(
         replicas,
         max_in_flight,
         role,
+        http_port,
+        http_host,
+        log_format,
         new_stream,
     )
-    return run(serve(options), log_level)
-
-
-async def serve(options: ServeOptions) -> int:
-    """Run until SIGTERM or SIGINT, then drain and stop."""
-    from inmail.app import InMailService, ServiceSettings, default_store_url
-    from inmail.datadir import DataDirInUse, DataDirLock
-    from inmail.stream_guard import StreamRefused
-
-    projections = options.role in ("all", "read")
-    lock: DataDirLock | None = None
-    if options.nats_url is None or (projections and options.store is None):
-        # The folder holds the embedded server's store or the read models: one owner at a time.
-        try:
-            lock = DataDirLock(options.data_dir).acquire()
-        except DataDirInUse as exc:
-            raise CliError(str(exc)) from exc
-    embedded: SupervisedNatsServer | None = None
-    service = None
-    lost: str | None = None
+    configure_logging(log_level, log_format)
     try:
-        url = options.nats_url
-        creds = creds_for(options.creds, options.data_dir, "service") if url is not None else None
-        if url is None:
-            assert lock is not None
-            installation = _embedded_security(options)
-            if installation is not None:
-                creds = installation.creds("service")
-            server_settings = NatsServerSettings(
-                data_dir=options.data_dir / "nats",
-                port=options.port,
-                durable=not options.relaxed_fsync,
-                security=installation,
-            )
-            # The server inherits the lock: the folder stays owned until the server is gone too.
-            embedded = SupervisedNatsServer(EmbeddedNatsServer(server_settings, pass_fds=[lock.fd]))
-            try:
-                url = await embedded.start()
-            except NatsServerError as exc:
-                raise CliError(str(exc)) from exc
-            log.info("embedded nats-server on %s (data in %s)", url, options.data_dir / "nats")
-        await check_server(url, creds)
-        options.data_dir.mkdir(parents=True, exist_ok=True)
-        settings = ServiceSettings(
-            nats_url=url,
-            nats_creds=creds,
-            store_url=options.store or default_store_url(options.data_dir),
-            trust_client_time=options.trust_client_time,
-            max_in_flight=options.max_in_flight,
-            replicas=options.replicas,
-            # With trusted client time the clients own the calendar (a simulation plays the
-            # scheduler); a refresh stamped with the wall clock would move simulated members
-            # to today and refuse every later simulated command as INVALID_TIME.
-            scheduler=not options.trust_client_time,
-            commands=options.role in ("all", "commands"),
-            projections=projections,
-            new_stream=options.new_stream,
-        )
-        service = InMailService(settings)
-        try:
-            await service.start()
-        except StreamRefused as exc:
-            raise CliError(str(exc)) from exc
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[options.role]
-        read_models = f", read models {settings.store_url}" if settings.projections else ""
-        access = f", credentials in {creds.parent}" if embedded and creds else ""
-        print(f"InMail broker ready ({serving}): NATS {url}{read_models}{access}", flush=True)
-        if embedded and not creds:
-            print(
-                f"inmail: WARNING: --insecure: the embedded nats-server at {url} lets anyone who reaches "
-                "it publish, read and delete anything; for development only",
-                file=sys.stderr,
-                flush=True,
-            )
-        lost = await until_stopped(stop, embedded)
-        log.info("stopping: finishing commands in flight")
-    finally:
-        if service is not None:
-            await service.stop()
-        if embedded is not None:
-            await embedded.stop()
-        if lock is not None:
-            lock.release()
-    if lost is not None:
-        raise CliError(lost)
-    return 0
+        return run(serve(options), log_level)
+    except CliError as exc:
+        if log_format == "json":
+            raise JsonCliError(exc.message) from exc
+        raise
 
 
-def _embedded_security(options: ServeOptions) -> Installation | None:
-    """The data folder's keys for the embedded server (made on first start); None with ``--insecure``."""
-    if options.creds is not None and options.creds_from_command_line:
-        raise CliError(
-            "--creds is for an external server (--nats): the embedded server's service uses "
-            f"{options.data_dir / 'creds' / 'service.creds'}"
-        )
-    try:
-        if options.insecure:
-            refuse_insecure(options.data_dir)
-            return None
-        return secure(options.data_dir)
-    except SecurityError as exc:
-        raise CliError(str(exc)) from exc
+class JsonCliError(CliError):
+    """A one-line error in the JSON log format."""
 
-
-async def check_server(url: str, creds: Path | None = None) -> None:
-    """Refuse, with one line, a NATS server that is unreachable or too old for the store."""
-    try:
-        nc = await connect(url, name="inmail-check", creds=creds)
-    except NatsUnreachable as exc:
-        raise CliError(str(exc)) from exc
-    try:
-        version = nc.connected_server_version
-        if (version.major, version.minor) < MIN_SERVER:
-            raise CliError(
-                f"nats-server {version} at {url} is too old: atomic batch publish needs "
-                f"{MIN_SERVER[0]}.{MIN_SERVER[1]} or newer"
-            )
-        try:
-            await nc.jetstream().account_info()
-        except Exception as exc:
-            raise CliError(f"nats-server at {url} has no JetStream available: {exc}") from exc
-    finally:
-        await nc.close()
+    def show(self, file: object = None) -> None:
+        click.echo(json_line("error", f"inmail: {self.format_message()}"), err=True)

@@ -110,6 +110,9 @@ SERVICE = Role(
         *direct_gets(_kv_stream(IDENTITY_BUCKET)),
         api("STREAM.MSG.GET", _kv_stream(IDENTITY_BUCKET)),
         *consumes(subjects.EVENTS_STREAM),
+        # The dashboard reads through the same queries as every client (a commands-only
+        # process asks the read processes); the start-up probes are among these subjects.
+        f"{subjects.QUERY_ROOT}.>",
         *_STARTUP_PROBES,
     ),
     subscribe=(f"{subjects.COMMAND_ROOT}.>", f"{subjects.QUERY_ROOT}.>", f"{subjects.ADMIN_ROOT}.>", INBOX),

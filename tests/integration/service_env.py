@@ -94,7 +94,15 @@ async def delete_service_streams(server: EmbeddedNatsServer) -> None:
 
 @asynccontextmanager
 async def client_for(server: EmbeddedNatsServer, role: str = "client") -> AsyncIterator[Client]:
-    nc = await connect(server.url, name=f"test-{role}", creds=server.creds(role))
+    """A client playing ``role`` on a test's own server."""
+    async with client_at(server.url, server.creds(role), name=f"test-{role}") as client:
+        yield client
+
+
+@asynccontextmanager
+async def client_at(url: str, creds: Path | None, *, name: str = "test-client") -> AsyncIterator[Client]:
+    """A client with a credentials file (e.g. the one ``inmail serve`` made in its data folder)."""
+    nc = await connect(url, name=name, creds=creds)
     try:
         yield Client(nc)
     finally:

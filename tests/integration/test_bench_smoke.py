@@ -133,7 +133,10 @@ def test_quick_peer_reports_postgres_and_sqlite_at_1_and_8_threads(tmp_path: Pat
     for setting, section in sections.items():
         rows = table_rows(section, "postgres") + table_rows(section, "sqlite")
         assert {(row[0], int(row[2])) for row in rows} == {
-            ("postgres", 1), ("postgres", 8), ("sqlite", 1), ("sqlite", 8)
+            ("postgres", 1),
+            ("postgres", 8),
+            ("sqlite", 1),
+            ("sqlite", 8),
         }
         base = next(number(row[3]) for row in rows if row[0] == "postgres" and row[2] == "1")
         for row in rows:
@@ -147,7 +150,7 @@ def test_quick_peer_reports_postgres_and_sqlite_at_1_and_8_threads(tmp_path: Pat
 
 @pytest.mark.postgres
 def test_quick_commands_reports_end_to_end_against_raw_and_peer(tmp_path: Path) -> None:
-    report, stdout = run_quick("bench.commands", tmp_path, "--projections")
+    report, stdout = run_quick("bench.commands", tmp_path, "--projections", "--metrics-compare")
     for section in settings_of(report).values():
         closed = table_rows(section, "SendInMail, closed loop")
         assert [int(row[1]) for row in closed] == [1, 16, 64]
@@ -158,6 +161,9 @@ def test_quick_commands_reports_end_to_end_against_raw_and_peer(tmp_path: Path) 
             assert ratio_of(row[8]) == pytest.approx(rate / number(closed[0][2]), rel=0.02, abs=0.011)
             assert all(re.fullmatch(FIGURE, cell) for cell in row[9:12])
         assert len(table_rows(section, "SendInMail, projections running")) == 1
+        compared = table_rows(section, "SendInMail, metrics")
+        assert [row[0] for row in compared] == ["SendInMail, metrics on", "SendInMail, metrics off"]
+        assert all(number(row[2]) > 0 and re.fullmatch(FIGURE, row[6]) for row in compared)
         (open_loop,) = table_rows(section, "SendInMail at a fixed rate")
         assert number(open_loop[1]) > 0 and re.fullmatch(FIGURE, open_loop[4])
         (raw_open_loop,) = table_rows(section, "raw js.publish + ack (the limit) at a fixed rate")
@@ -175,6 +181,7 @@ def test_quick_commands_reports_end_to_end_against_raw_and_peer(tmp_path: Path) 
             stdout,
         )
     assert re.search(r"durable: SendInMail at 64 in flight is \d+\.\d\dx the eventsourcing", stdout)
+    assert re.search(r"With metrics on: \d+\.\d\dx of the throughput without them; [-+][\d.]+ µs", report)
 
 
 def test_quick_replay_rebuilds_and_compares_with_the_raw_read(tmp_path: Path) -> None:
@@ -222,6 +229,7 @@ def test_quick_auth_reports_sendinmail_with_and_without_authentication(tmp_path:
         assert on > 0 and off > 0
         assert ratio_of(row[3]) == pytest.approx(on / off, rel=0.02, abs=0.011)
 
+
 def test_quick_client_compares_the_library_with_a_bare_request(tmp_path: Path) -> None:
     report, stdout = run_quick("bench.client", tmp_path)
     for section in settings_of(report).values():
@@ -240,4 +248,3 @@ def test_quick_client_compares_the_library_with_a_bare_request(tmp_path: Path) -
                 r"[+-]\d+ µs client CPU per send \((meets|MISSES) the 0.9x target\)",
                 stdout,
             )
-

@@ -134,9 +134,7 @@ def test_the_application_prefixed_stream_setting_wins(nats_url: str, stream: str
     assert all(m.subject == f"es.{stream}.{account_id}" for m in events)
 
 
-def test_a_stale_writer_gets_an_integrity_error_and_writes_nothing(
-    nats_url: str, stream: str
-) -> None:
+def test_a_stale_writer_gets_an_integrity_error_and_writes_nothing(nats_url: str, stream: str) -> None:
     one, other = factory_for(nats_url, stream), factory_for(nats_url, stream)
     try:
         first = cast(JetStreamApplicationRecorder, one.application_recorder())
@@ -225,9 +223,7 @@ def test_originator_ids_come_back_as_they_went_in(nats_url: str, stream: str) ->
         factory.close()
 
 
-def test_positions_in_a_process_stream_never_become_notifications(
-    nats_url: str, stream: str
-) -> None:
+def test_positions_in_a_process_stream_never_become_notifications(nats_url: str, stream: str) -> None:
     factory = factory_for(nats_url, stream)
     try:
         recorder = cast(JetStreamProcessRecorder, factory.process_recorder())

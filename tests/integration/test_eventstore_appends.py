@@ -66,8 +66,7 @@ async def test_twenty_concurrent_writers_on_one_aggregate_each_land_exactly_once
     assert sorted(w.won_at_version or 0 for w in writers) == list(range(20))
     first_round_losers = [w for w in writers if w.won_at_version != 0]
     assert all(w.conflicts[0].expected == 0 for w in first_round_losers)
-    assert all(w.conflicts[0].actual is not None and w.conflicts[0].actual > 0
-               for w in first_round_losers)
+    assert all(w.conflicts[0].actual is not None and w.conflicts[0].actual > 0 for w in first_round_losers)
     assert sum(len(w.conflicts) for w in writers) >= 19
     assert await event_store.last_seq() == 20
 

@@ -55,9 +55,7 @@ async def test_a_batch_whose_second_aggregate_is_stale_stores_nothing(
     last_before = await event_store.last_seq()
 
     with pytest.raises(WrongExpectedVersion) as raised:
-        await event_store.append_atomic(
-            [Write(a, 0, [new_event(), new_event()]), Write(b, 1, [new_event()])]
-        )
+        await event_store.append_atomic([Write(a, 0, [new_event(), new_event()]), Write(b, 1, [new_event()])])
 
     assert raised.value.actual == 2
     assert await event_store.last_seq() == last_before

@@ -88,9 +88,7 @@ async def test_a_rejected_batch_is_seen_by_core_nats_but_never_by_follow(
         await event_store.append(b, [before], 0)
         rejected = [new_event("rejected-a1"), new_event("rejected-a2"), new_event("rejected-b")]
         with pytest.raises(WrongExpectedVersion):
-            await event_store.append_atomic(
-                [Write(a, 0, rejected[:2]), Write(b, 0, rejected[2:])]
-            )
+            await event_store.append_atomic([Write(a, 0, rejected[:2]), Write(b, 0, rejected[2:])])
         last = await event_store.append(b, [after], 1)
 
         followed = ids(await collect(event_store.follow(1, until=last.last_seq)))

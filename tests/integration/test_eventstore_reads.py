@@ -44,7 +44,7 @@ async def test_read_subject_pages_through_aggregates_larger_than_a_read_batch(
         events = [new_event(f"e{i}") for i in range(size)]
         version = 0
         for start in range(0, size, 5):
-            version = (await event_store.append(a, events[start:start + 5], version)).last_seq
+            version = (await event_store.append(a, events[start : start + 5], version)).last_seq
             await event_store.append(b, [new_event()], await version_of(event_store, b))
 
         stored = await small_pages.read_subject(a)

@@ -184,7 +184,7 @@ async def test_a_crash_loses_no_acknowledged_write_with_the_durable_setting(
     events = [new_event(f"e{i}") for i in range(10)]
     version = 0
     for start in range(0, 10, 2):
-        version = (await own_store.append(subject, events[start:start + 2], version)).last_seq
+        version = (await own_store.append(subject, events[start : start + 2], version)).last_seq
     reconnects = own_store.nc.stats["reconnects"]
 
     own_nats_server.restart(crash=True)

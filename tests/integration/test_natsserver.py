@@ -91,9 +91,7 @@ def test_a_taken_port_gives_a_one_line_error_naming_the_port(
 
 def test_a_missing_binary_gives_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir" / "nats-server"
-    server = EmbeddedNatsServer(
-        NatsServerSettings(data_dir=tmp_path / "nats", port=0, binary=str(missing))
-    )
+    server = EmbeddedNatsServer(NatsServerSettings(data_dir=tmp_path / "nats", port=0, binary=str(missing)))
 
     with pytest.raises(NatsServerError, match="nats-server binary not found") as raised:
         server.start()

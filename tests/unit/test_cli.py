@@ -8,7 +8,8 @@ import click
 import pytest
 
 from inmail.cli import cli, main
-from inmail.cli.serve import ServeOptions, serve_command
+from inmail.cli.serve import serve_command
+from inmail.cli.serving import ServeOptions
 
 
 def _serve_options(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ServeOptions:
@@ -44,6 +45,9 @@ def test_variables_configure_serve_and_a_flag_wins(monkeypatch: pytest.MonkeyPat
         "INMAIL_MAX_IN_FLIGHT": "64",
         "INMAIL_ROLE": "read",
         "INMAIL_INSECURE": "0",
+        "INMAIL_HTTP_PORT": "9090",
+        "INMAIL_HTTP_HOST": "0.0.0.0",
+        "INMAIL_LOG_FORMAT": "json",
     }
     options = _serve_options([], env, monkeypatch)
     assert options == ServeOptions(
@@ -59,9 +63,15 @@ def test_variables_configure_serve_and_a_flag_wins(monkeypatch: pytest.MonkeyPat
         replicas=3,
         max_in_flight=64,
         role="read",
+        http_port=9090,
+        http_host="0.0.0.0",
+        log_format="json",
     )
     assert _serve_options(["--port", "4444", "--role", "commands"], env, monkeypatch).port == 4444
     assert _serve_options(["--role", "commands"], env, monkeypatch).role == "commands"
+    flags = ["--http-port", "0", "--http-host", "::1", "--log-format", "text"]
+    given = _serve_options(flags, env, monkeypatch)
+    assert (given.http_port, given.http_host, given.log_format) == (0, "::1", "text")
 
 
 def test_a_boolean_variable_is_off_unless_one_or_true(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,8 +80,9 @@ def test_a_boolean_variable_is_off_unless_one_or_true(monkeypatch: pytest.Monkey
 
 
 def test_defaults_without_flags_or_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("INMAIL_NATS", "INMAIL_PORT", "INMAIL_ROLE", "INMAIL_DATA_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    for param in serve_command.params:
+        if isinstance(param.envvar, str):
+            monkeypatch.delenv(param.envvar, raising=False)
     options = _serve_options([], {}, monkeypatch)
     assert (options.nats_url, options.port, options.data_dir, options.role) == (
         None,
@@ -79,12 +90,25 @@ def test_defaults_without_flags_or_variables(monkeypatch: pytest.MonkeyPatch) ->
         Path("inmail-data"),
         "all",
     )
+    assert (options.http_port, options.http_host, options.log_format) == (8080, "127.0.0.1", "text")
 
 
 def test_help_shows_each_flag_with_its_variable() -> None:
     ctx = click.Context(serve_command, info_name="serve")
     text = serve_command.get_help(ctx)
-    for name in ("--nats", "INMAIL_NATS", "--data-dir", "INMAIL_DATA_DIR", "--role", "INMAIL_ROLE"):
+    for name in (
+        "--nats",
+        "INMAIL_NATS",
+        "--data-dir",
+        "INMAIL_DATA_DIR",
+        "--role",
+        "INMAIL_ROLE",
+        "--http-port",
+        "INMAIL_HTTP_PORT",
+        "--log-format",
+        "INMAIL_LOG_FORMAT",
+        "OTEL_TRACES_EXPORTER",
+    ):
         assert name in text
 
 

@@ -19,8 +19,13 @@ TORN = {"type": "InMailRead", "event_id": "y"}
 async def skip(world: World, member_id: str, seq: int) -> int:
     """An operator's skip of the event at ``seq``, recorded as the service records it."""
     event = EventSkipped(
-        event_id=f"skip{seq}", occurred_at=T0, command_id=f"skip-{seq}", member_id=member_id, seq=seq,
-        reason="a newer version wrote it", operator="ops",
+        event_id=f"skip{seq}",
+        occurred_at=T0,
+        command_id=f"skip-{seq}",
+        member_id=member_id,
+        seq=seq,
+        reason="a newer version wrote it",
+        operator="ops",
     )
     return await world.append_raw(member_id, msgspec.to_builtins(event) | {"type": "EventSkipped"})
 

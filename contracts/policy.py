@@ -27,6 +27,40 @@ class TierRules(msgspec.Struct, frozen=True, kw_only=True):
     """Paid tiers may send charged InMail and turn on Open Profile."""
     bulk: bool = False
     """May send SendBulkInMail (Recruiter tiers)."""
+    scheduled_sends: bool = False
+    """May give SendInMail a ``send_at`` (section 8)."""
+    automated_follow_ups: bool = False
+    """May attach an ``automated_follow_up`` to a send (section 8)."""
+    rate_floor: bool = False
+    """Its InMails count towards the response-rate floor's assessments (section 9)."""
+
+
+class Scheduling(msgspec.Struct, frozen=True, kw_only=True):
+    """How far ahead a send may be scheduled, and when automated follow-ups may go out."""
+
+    horizon: timedelta
+    """``send_at`` at most this long after the command."""
+    follow_up_min_days: int
+    follow_up_max_days: int
+    follow_up_default_days: int
+
+
+class Enforcement(msgspec.Struct, frozen=True, kw_only=True):
+    """The response-rate floor (section 9): assessment periods, thresholds and stage lengths."""
+
+    period: timedelta
+    """Each sender's InMails fall into consecutive periods of this length, from 00:00 UTC of
+    the day of its first InMail."""
+    assess_after: timedelta
+    """A period is assessed this long after it ends: responses until then count."""
+    min_inmails: int
+    """A period with fewer InMails is not assessed (a warning period then ends the warning)."""
+    rate_floor: float
+    """A response rate under this (a fraction) warns, and under it again suspends."""
+    warning: timedelta
+    """The warning period: the stage ``warned`` lasts this long, then it is itself assessed."""
+    suspension: timedelta
+    """How long ``SendBulkInMail`` stays refused once suspended."""
 
 
 class Policy(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +77,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """The window of ``responded_30d`` and ``response_rate_30d``."""
     bulk_min_recipients: int
     bulk_max_recipients: int
+    scheduling: Scheduling
+    enforcement: Enforcement
 
     def tier(self, tier: Tier) -> TierRules:
         """The rules of one tier."""
@@ -57,8 +93,23 @@ POLICY_V1 = Policy(
             "premium_career": TierRules(name="Premium Career", monthly_allotment=5, cap=15),
             "premium_business": TierRules(name="Premium Business", monthly_allotment=15, cap=45),
             "sales_navigator": TierRules(name="Sales Navigator", monthly_allotment=50, cap=150),
-            "recruiter_lite": TierRules(name="Recruiter Lite", monthly_allotment=30, cap=120, bulk=True),
-            "recruiter": TierRules(name="Recruiter", monthly_allotment=150, cap=600, bulk=True),
+            "recruiter_lite": TierRules(
+                name="Recruiter Lite",
+                monthly_allotment=30,
+                cap=120,
+                bulk=True,
+                scheduled_sends=True,
+                rate_floor=True,
+            ),
+            "recruiter": TierRules(
+                name="Recruiter",
+                monthly_allotment=150,
+                cap=600,
+                bulk=True,
+                scheduled_sends=True,
+                automated_follow_ups=True,
+                rate_floor=True,
+            ),
         }
     ),
     subject_max_chars=200,
@@ -68,6 +119,20 @@ POLICY_V1 = Policy(
     stats_response_window=timedelta(days=30),
     bulk_min_recipients=2,
     bulk_max_recipients=25,
+    scheduling=Scheduling(
+        horizon=timedelta(days=90),
+        follow_up_min_days=3,
+        follow_up_max_days=28,
+        follow_up_default_days=7,
+    ),
+    enforcement=Enforcement(
+        period=timedelta(days=14),
+        assess_after=timedelta(days=7),
+        min_inmails=100,
+        rate_floor=0.13,
+        warning=timedelta(days=14),
+        suspension=timedelta(days=14),
+    ),
 )
 
 POLICIES: Mapping[int, Policy] = MappingProxyType({POLICY_V1.version: POLICY_V1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
@@ -27,6 +28,8 @@ ErrorCode = Literal[
     "NOT_RECIPIENT",
     "ALREADY_RESPONDED",
     "INVALID_FOLLOW_UP",
+    "ALREADY_SENT",
+    "BULK_SUSPENDED",
     "UNAVAILABLE",
 ]
 """The contract's codes, plus INVALID_QUERY (a malformed query; the contract lists codes
@@ -102,6 +105,7 @@ class SentData(msgspec.Struct, frozen=True):
     charged: bool
     free_reason: FreeReason | None
     credits_left: int
+    scheduled_for: datetime | None = None
 
 
 class BulkSentData(msgspec.Struct, frozen=True):
@@ -116,6 +120,20 @@ class InMailData(msgspec.Struct, frozen=True):
 class RespondedData(msgspec.Struct, frozen=True):
     inmail_id: InMailId
     refunded: bool
+
+
+class CancelledData(msgspec.Struct, frozen=True):
+    inmail_id: InMailId
+    refunded: bool
+    credits_left: int
+
+
+class RunDueData(msgspec.Struct, frozen=True):
+    performed: int
+    """Due work items this request performed (none that were already done)."""
+    outcomes: dict[str, int] = {}
+    """What they did, by outcome: ``delivered``, ``cancelled``, ``follow_up_sent``,
+    ``follow_up_cancelled``, ``assessed``, ``warned``, ``suspended``, ``suspension_ended``."""
 
 
 _encoder = msgspec.json.Encoder()

@@ -12,6 +12,8 @@ Layout:
   The subject's last sequence is the aggregate's version.
 - ``inmail.members.<member_id>``: stream ``INMAIL_MEMBERS``, the service's own
   members stream: contact details (email) that no other stream carries.
+- ``inmail.notify.email.<recipient_id>``: stream ``INMAIL_NOTIFICATIONS``, one email
+  alert per delivered InMail, for the mail service (the ``notifier`` role).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ MEMBER_EVENTS_PREFIX: Final = f"{EVENTS_ROOT}.member."
 
 MEMBERS_STREAM: Final = "INMAIL_MEMBERS"
 MEMBERS_ROOT: Final = "inmail.members"
+
+NOTIFICATIONS_STREAM: Final = "INMAIL_NOTIFICATIONS"
+NOTIFY_ROOT: Final = "inmail.notify"
+EMAIL_NOTIFICATIONS_PREFIX: Final = f"{NOTIFY_ROOT}.email."
 
 COMMAND_ROOT: Final = "inmail.cmd"
 QUERY_ROOT: Final = "inmail.query"
@@ -49,6 +55,11 @@ def member_of_subject(subject: str) -> str:
 def member_contact(member_id: str) -> str:
     """The subject of a member's contact record in the members stream."""
     return f"{MEMBERS_ROOT}.{member_id}"
+
+
+def email_notification(recipient_id: str) -> str:
+    """The subject of the email alerts for one recipient."""
+    return f"{EMAIL_NOTIFICATIONS_PREFIX}{recipient_id}"
 
 
 def command(name: str) -> str:

@@ -15,11 +15,19 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 
 from contracts import replies
-from contracts.commands import COMMANDS, AnyCommand, Command, InMailCommand, RegisterMember
+from contracts.commands import (
+    COMMANDS,
+    AnyCommand,
+    Command,
+    InMailCommand,
+    RegisterMember,
+    RunDue,
+)
 from contracts.replies import CommandOk, Failure
 from eventstore import (
     AppendRejected,
@@ -62,13 +70,13 @@ def fresh_ids() -> Iterator[str]:
 _decoders = {cls.__name__: msgspec.json.Decoder(cls) for cls in COMMANDS}
 
 
-def decode_command(name: str, body: bytes) -> AnyCommand | Failure:
+def decode_command(name: str, body: bytes) -> AnyCommand | RunDue | Failure:
     """A command from its subject's name and its body, or an INVALID_COMMAND failure."""
     decoder = _decoders.get(name)
     if decoder is None:
         return replies.failure("INVALID_COMMAND", f"unknown command {name}")
     try:
-        command: AnyCommand = decoder.decode(body)  # type: ignore[assignment]
+        command: AnyCommand | RunDue = decoder.decode(body)  # type: ignore[assignment]
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return replies.failure("INVALID_COMMAND", _explain(exc))
     return command
@@ -92,8 +100,19 @@ class CommandSettings:
     """Optimistic-concurrency retries on fresh state before giving up with UNAVAILABLE."""
 
 
+class DueRunner(Protocol):
+    """What performs ``RunDue``: the due work runner (``services.due``)."""
+
+    async def run_due(self, command: RunDue) -> CommandOk | Failure:
+        """Perform everything due at or before ``command.until``, in due order."""
+        ...
+
+
 class CommandExecutor:
     """Runs commands against the member aggregates; safe for many concurrent commands."""
+
+    due: DueRunner | None = None
+    """Set by the composition root when this process runs the due work."""
 
     def __init__(
         self,
@@ -117,9 +136,11 @@ class CommandExecutor:
             return replies.encode(decoded)
         return replies.encode(await self.execute(decoded))
 
-    async def execute(self, command: AnyCommand) -> CommandOk | Failure:
+    async def execute(self, command: AnyCommand | RunDue) -> CommandOk | Failure:
         """Execute one command; raises only ``OutcomeUnknown`` (then no reply is sent)."""
         try:
+            if isinstance(command, RunDue):
+                return await self._run_due(command)
             return await self._execute(command)
         except DomainError as exc:
             return replies.failure(exc.code, str(exc))
@@ -134,6 +155,17 @@ class CommandExecutor:
         except Exception:
             log.exception("command %s failed", type(command).__name__)
             return replies.failure("UNAVAILABLE", "internal error; nothing was recorded")
+
+    async def _run_due(self, command: RunDue) -> CommandOk | Failure:
+        if not self.settings.trust_client_time:
+            return replies.failure(
+                "INVALID_COMMAND",
+                "RunDue needs trusted client time (inmail serve --trust-client-time); "
+                "otherwise the server's clock performs due work",
+            )
+        if self.due is None:
+            return replies.failure("UNAVAILABLE", "due work does not run in this service process")
+        return await self.due.run_due(command)
 
     async def _execute(self, command: AnyCommand) -> CommandOk | Failure:
         """Route, then load, decide, append and reply; again on fresh state after a conflict."""

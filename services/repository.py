@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from contracts import subjects
 from contracts.events import AnyEvent, decode_event, encode_event
 from eventstore import Appended, EventStore, NewMessage
-from services.domain.sending import registered_seq_of
+from services.domain.ids import registered_seq_of
 from services.domain.state import Member, evolve
 
 

@@ -75,3 +75,11 @@ class AlreadyResponded(DomainError):
 
 class InvalidFollowUp(DomainError):
     code = "INVALID_FOLLOW_UP"
+
+
+class AlreadySent(DomainError):
+    code = "ALREADY_SENT"
+
+
+class BulkSuspended(DomainError):
+    code = "BULK_SUSPENDED"

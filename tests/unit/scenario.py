@@ -54,7 +54,7 @@ from eventstore import InMemoryEventStore, NewMessage
 from services.domain.decider import aggregate_of
 from services.domain.errors import DomainError
 from services.domain.rules import Header
-from services.domain.sending import inmail_id_prefix
+from services.domain.ids import inmail_id_prefix
 from services.domain.state import Member, rebuild
 from services.executor import CommandExecutor, CommandSettings
 from services.repository import MemberRepository

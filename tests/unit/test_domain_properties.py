@@ -50,7 +50,7 @@ from contracts.types import Tier, month_of, utc
 from services.domain.decider import aggregate_of, decide
 from services.domain.errors import DomainError
 from services.domain.rules import Context, Decision
-from services.domain.sending import registered_seq_of
+from services.domain.ids import registered_seq_of
 from services.domain.state import Member, evolve, rebuild
 from services.reply_data import reply_data
 from services.routing import reads_of, target_of

@@ -22,7 +22,9 @@ from contracts.types import InMailId, InMailKind, MemberId, Tier, Time
 
 FreeReason = Literal["connection", "open_profile"]
 ScheduleCancelReason = Literal["sender_cancelled", "blocked", "opted_out", "responded"]
-FollowUpCancelReason = Literal["responded", "insufficient_credits", "blocked", "opted_out", "sender_cancelled"]
+FollowUpCancelReason = Literal[
+    "responded", "insufficient_credits", "blocked", "opted_out", "sender_cancelled"
+]
 RefundReason = Literal["response", "cancelled"]
 Stage = Literal["ok", "warned", "suspended"]
 

@@ -49,8 +49,8 @@ from contracts.policy import CURRENT_POLICY
 from contracts.types import Tier, month_of, utc
 from services.domain.decider import aggregate_of, decide
 from services.domain.errors import DomainError
-from services.domain.rules import Context, Decision
 from services.domain.ids import registered_seq_of
+from services.domain.rules import Context, Decision
 from services.domain.state import Member, evolve, rebuild
 from services.reply_data import reply_data
 from services.routing import reads_of, target_of

@@ -132,8 +132,9 @@ class RunDueData(msgspec.Struct, frozen=True):
     performed: int
     """Due work items this request performed (none that were already done)."""
     outcomes: dict[str, int] = {}
-    """What they did, by outcome: ``delivered``, ``cancelled``, ``follow_up_sent``,
-    ``follow_up_cancelled``, ``assessed``, ``warned``, ``suspended``, ``suspension_ended``."""
+    """What they did, by outcome: ``delivered``, ``cancelled`` (scheduled sends),
+    ``follow_up_sent``, ``follow_up_cancelled``, ``assessed`` (stage unchanged), ``warned``,
+    ``suspended``, ``warning_ended``, ``suspension_ended``."""
 
 
 _encoder = msgspec.json.Encoder()

@@ -28,10 +28,12 @@ from contracts.admin import ADMIN_OPERATIONS
 from contracts.commands import COMMANDS
 from contracts.queries import QUERIES
 from eventstore import JetStreamEventStore, OutcomeUnknown, connect
-from inmail.streams import events_stream, members_stream
+from inmail.streams import events_stream, members_stream, notifications_stream
 from projections.queries import QueryService
 from projections.runner import Projections
 from services.contacts import ContactBook
+from services.due.notifier import Notifier
+from services.due.runner import DueWork
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
 from services.monthly_refresh import MonthlyRefresh
 from services.repository import MemberRepository
@@ -53,6 +55,10 @@ class ServiceSettings:
     projections: bool = True
     """Run the projections and answer the query and admin subjects."""
     scheduler: bool = True
+    """Run the monthly refresh (with ``commands``)."""
+    due_work: bool = True
+    """Fold the log into due work and email alerts, and perform it (with ``commands``): by the
+    server's clock, or under trusted client time when ``RunDue`` asks."""
     replicas: int = 1
     cache_size: int = 200_000
     drain_timeout: float = 15.0
@@ -90,6 +96,7 @@ class InMailService:
         self.queries: QueryService | None = None
         self.broker: NatsBroker | None = None
         self.dispatcher: Dispatcher | None = None
+        self.due: DueWork | None = None
         self._scheduler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -108,6 +115,13 @@ class InMailService:
             self.executor = CommandExecutor(
                 repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
             )
+            if s.due_work:
+                notifier = Notifier(nc, contacts, notifications_stream(s.replicas))
+                self.due = DueWork(
+                    self.executor, events, notifier, trust_client_time=s.trust_client_time, clock=s.clock
+                )
+                await self.due.start()
+                self.executor.due = self.due
         if s.projections:
             self.projections = Projections(events, s.store_url)
             await self.projections.start()
@@ -153,6 +167,9 @@ class InMailService:
             self.broker = None
         if self.dispatcher is not None:
             await self.dispatcher.drain(self.settings.drain_timeout)
+        if self.due is not None:
+            await self.due.stop()
+            self.due = None
         if self.projections is not None:
             await self.projections.stop()
             self.projections = None

@@ -16,3 +16,17 @@ def members_stream(replicas: int = 1) -> StreamSpec:
     return StreamSpec(
         name=subjects.MEMBERS_STREAM, subjects=(f"{subjects.MEMBERS_ROOT}.>",), replicas=replicas
     )
+
+
+NOTIFICATIONS_DUPLICATE_WINDOW = 3600.0
+"""An alert published again within an hour (a restart mid-page, a second instance) is dropped."""
+
+
+def notifications_stream(replicas: int = 1) -> StreamSpec:
+    """Email alerts for the mail service (section 14): the only reader is the ``notifier`` role."""
+    return StreamSpec(
+        name=subjects.NOTIFICATIONS_STREAM,
+        subjects=(f"{subjects.NOTIFY_ROOT}.>",),
+        replicas=replicas,
+        duplicate_window=NOTIFICATIONS_DUPLICATE_WINDOW,
+    )

@@ -21,6 +21,7 @@ from contracts.queries import (
     QUERIES,
     CreditBalance,
     CreditLedger,
+    EnforcementStatus,
     Health,
     HealthData,
     Inbox,
@@ -29,7 +30,7 @@ from contracts.queries import (
 )
 from contracts.replies import Failure, QueryOk
 from eventstore import JetStreamEventStore
-from projections import credits, inbox, response_stats
+from projections import credits, enforcement, inbox, response_stats
 from projections.base import QueryFailure
 from projections.db import Tx
 from projections.runner import Projections
@@ -96,6 +97,8 @@ class QueryService:
                 return await self._read("credits", query, credits.ledger_query)
             case ResponseStats():
                 return await self._read("response_stats", query, response_stats.query)
+            case EnforcementStatus():
+                return await self._read("enforcement", query, enforcement.query)
         return replies.failure("INVALID_QUERY", f"unknown query {name}")
 
     async def _read(self, name: str, query: Q, answer: Callable[[Tx, Q], Any]) -> QueryOk | Failure:

@@ -30,6 +30,7 @@ from eventstore import JetStreamEventStore, StoredMessage, stop_if_cancelled
 from projections.base import Projection
 from projections.credits import CreditsProjection
 from projections.db import Database, Tx
+from projections.enforcement import EnforcementProjection
 from projections.inbox import InboxProjection
 from projections.response_stats import ResponseStatsProjection
 from projections.writer import Notes, Outcome, RawBatch, SlotState, States
@@ -44,6 +45,7 @@ CATALOGUE: Mapping[str, type[Projection]] = MappingProxyType(
         InboxProjection.name: InboxProjection,
         CreditsProjection.name: CreditsProjection,
         ResponseStatsProjection.name: ResponseStatsProjection,
+        EnforcementProjection.name: EnforcementProjection,
     }
 )
 """Every projection, by name."""

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import msgspec
+from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
@@ -131,11 +132,15 @@ class MonthlyRefresh:
         return failures
 
     async def _bucket(self) -> KeyValue:
-        js = self.store.js
-        try:
-            return await js.key_value(BUCKET)
-        except BucketNotFoundError:
-            return await js.create_key_value(bucket=BUCKET, history=1)
+        return await scheduler_bucket(self.store.js)
+
+
+async def scheduler_bucket(js: JetStreamContext) -> KeyValue:
+    """The bucket where the command side keeps how far its scheduled work got (created when missing)."""
+    try:
+        return await js.key_value(BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(bucket=BUCKET, history=1)
 
 
 def refresh_command_id(month: str, member_id: str) -> str:

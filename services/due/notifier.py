@@ -1,0 +1,108 @@
+"""Email alerts on stream ``INMAIL_NOTIFICATIONS``: one per delivered InMail, whatever restarts or instances.
+
+An alert is published by the process folding the log, after the delivery's event
+is stored, never on the command's path: a crash between the append and the
+publish loses nothing, because the next start folds the log again and publishes
+every alert the watermark does not cover. The watermark (key ``notify.position``
+of the scheduler's bucket) is the stream sequence up to which every alert was
+acknowledged; it moves only once a page's alerts all were. An alert published
+again (after a crash mid-page, or by another instance following the same log)
+carries the same ``Nats-Msg-Id``, derived from the InMail, and the stream drops
+it within its duplicate window (an hour).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from contracts import subjects
+from contracts.notifications import EmailNotification, notification_id
+from eventstore import JetStreamEventStore, StreamSpec
+from services.contacts import Contacts
+from services.due.index import Alert
+from services.monthly_refresh import scheduler_bucket
+
+log = logging.getLogger("inmail.notifications")
+
+WATERMARK_KEY = "notify.position"
+
+
+class Notifier:
+    """Publishes the alerts of each page of the log past the watermark."""
+
+    def __init__(
+        self, nc: NATS, contacts: Contacts, spec: StreamSpec, *, timeout: float = 5.0, concurrency: int = 64
+    ) -> None:
+        self.stream = JetStreamEventStore(nc, spec, timeout=timeout)
+        self.contacts = contacts
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.watermark = 0
+        """Every alert of an event at or below this sequence was published."""
+        self._kv: KeyValue | None = None
+        self._emails: dict[str, str] = {}
+        self._encoder = msgspec.json.Encoder()
+
+    async def start(self) -> None:
+        """Make sure the stream exists; read the watermark."""
+        await self.stream.ensure_stream()
+        self._kv = await scheduler_bucket(self.stream.js)
+        try:
+            entry = await self._kv.get(WATERMARK_KEY)
+        except KeyNotFoundError:
+            return
+        self.watermark = int(entry.value or b"0")
+
+    async def publish(self, alerts: Sequence[Alert], through: int) -> None:
+        """Publish the alerts past the watermark, then move it to ``through`` (the page's end)."""
+        todo = [alert for alert in alerts if alert.seq > self.watermark]
+        if not todo:
+            return
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(alert: Alert) -> None:
+            async with gate:
+                await self._publish(alert)
+
+        await asyncio.gather(*(one(alert) for alert in todo))
+        self.watermark = max(self.watermark, through)
+        assert self._kv is not None, "started"
+        await self._kv.put(WATERMARK_KEY, str(self.watermark).encode())
+
+    async def _publish(self, alert: Alert) -> None:
+        email = await self._email_of(alert)
+        if email is None:
+            log.warning("no email of member %s: no alert for %s", alert.recipient_id, alert.inmail_id)
+            return
+        alert_id = notification_id(alert.inmail_id)
+        body = EmailNotification(
+            notification_id=alert_id,
+            inmail_id=alert.inmail_id,
+            recipient_id=alert.recipient_id,
+            email=email,
+            sender_name=alert.sender_name,
+            subject=alert.subject,
+            sent_at=alert.sent_at,
+        )
+        await self.stream.js.publish(
+            subjects.email_notification(alert.recipient_id),
+            self._encoder.encode(body),
+            timeout=self.timeout,
+            stream=subjects.NOTIFICATIONS_STREAM,
+            headers={"Nats-Msg-Id": alert_id},
+        )
+
+    async def _email_of(self, alert: Alert) -> str | None:
+        email = self._emails.get(alert.recipient_id)
+        if email is None:
+            email = await self.contacts.email_of(alert.recipient_id, alert.registered_by)
+            if email is not None:
+                self._emails[alert.recipient_id] = email
+        return email

@@ -1,19 +1,36 @@
-"""``inmail verify``: the read models against a reference fold of the events (``projections.reference``)."""
+"""``inmail verify``: the read models against a reference fold of the events (``projections.reference``).
+
+Besides balances and response counts: every member's enforcement stage, every
+sender's pending scheduled InMails and follow-ups, and, where the operator may
+read stream ``INMAIL_NOTIFICATIONS``, exactly one email alert per delivery that
+deserves one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any, TextIO, TypeVar
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 
 from contracts import subjects
 from contracts.events import decode_event
+from contracts.notifications import EmailNotification
 from contracts.policy import policy
-from contracts.queries import CreditBalanceData, HealthData, LedgerPage, ResponseStatsData
+from contracts.queries import (
+    CreditBalanceData,
+    EnforcementStatusData,
+    HealthData,
+    InboxPage,
+    LedgerPage,
+    ResponseStatsData,
+)
+from eventstore import JetStreamEventStore, StoreUnavailable, StreamSpec
 from inmail.ops.client import OperatorError, ask, check_from_seq, connected, events_store, stream_info
 from projections.reference import MemberCredits, ReferenceFold, SenderCounts
 
@@ -87,11 +104,12 @@ async def differences(
             start = max(start, last + 1)
             await ask(nc, subjects.query("Health"), {"min_seq": last}, HealthData)
             counts = fold.senders()
-            check = _Checker(nc, last, concurrency)
+            check = _Checker(nc, last, concurrency, fold)
             found = await check.all(
                 {m: fold.members[m] for m in (fold.members if members is None else members)},
                 {s: counts.get(s, SenderCounts()) for s in (counts if senders is None else senders)},
             )
+            found += await _alert_differences(nc, fold)
             if not found:
                 return []
             members = {d.what.split(" ", 1)[1] for d in found if d.what.startswith("member ")}
@@ -102,16 +120,19 @@ async def differences(
 class _Checker:
     """Asks the read models about members and senders, a bounded number at a time."""
 
-    def __init__(self, nc: NATS, min_seq: int, concurrency: int) -> None:
+    def __init__(self, nc: NATS, min_seq: int, concurrency: int, fold: ReferenceFold) -> None:
         self.nc = nc
         self.min_seq = min_seq
         self.gate = asyncio.Semaphore(concurrency)
+        self.fold = fold
 
     async def all(
         self, members: dict[str, MemberCredits], senders: dict[str, SenderCounts]
     ) -> list[Difference]:
         checks = [self.member(m, credits) for m, credits in sorted(members.items())]
+        checks += [self.stage(m) for m in sorted(members)]
         checks += [self.sender(s, counts) for s, counts in sorted(senders.items())]
+        checks += [self.scheduled(s) for s in sorted(set(senders) & set(self.fold.scheduled))]
         results = await asyncio.gather(*checks)
         return [difference for result in results for difference in result]
 
@@ -152,6 +173,43 @@ class _Checker:
                 found.append(Difference(what, "ledger balance_after", expected.balance, latest))
         return found
 
+    async def stage(self, member_id: str) -> list[Difference]:
+        expected = self.fold.stages[member_id]
+        status = await self.ask("EnforcementStatus", EnforcementStatusData, member_id=member_id)
+        if isinstance(status, OperatorError):
+            return [Difference(f"member {member_id}", "enforcement", "registered", "unknown")]
+        wanted = {
+            "stage": expected.stage,
+            "since": expected.since,
+            "until": expected.until,
+            "period_start": expected.period_start,
+            "sent": expected.sent,
+            "responded": expected.responded,
+        }
+        return [
+            Difference(f"member {member_id}", f"enforcement {name}", value, getattr(status, name))
+            for name, value in wanted.items()
+            if getattr(status, name) != value
+        ]
+
+    async def scheduled(self, sender_id: str) -> list[Difference]:
+        pending, before = 0, None
+        while True:
+            page = await self.ask(
+                "Inbox", InboxPage, member_id=sender_id, box="scheduled", status="scheduled", limit=200,
+                before=before,
+            )
+            if isinstance(page, OperatorError):
+                return [Difference(f"sender {sender_id}", "existence", "registered", "unknown")]
+            pending += len(page.items)
+            if page.next is None:
+                break
+            before = page.next
+        expected = len(self.fold.scheduled[sender_id])
+        if pending == expected:
+            return []
+        return [Difference(f"sender {sender_id}", "scheduled", expected, pending)]
+
     async def sender(self, sender_id: str, expected: SenderCounts) -> list[Difference]:
         stats = await self.ask("ResponseStats", ResponseStatsData, sender_id=sender_id)
         assert not isinstance(stats, OperatorError)
@@ -160,3 +218,28 @@ class _Checker:
             for name in (field.name for field in fields(SenderCounts))
             if getattr(stats, name) != getattr(expected, name)
         ]
+
+
+async def _alert_differences(nc: NATS, fold: ReferenceFold) -> list[Difference]:
+    """Every delivery folded that deserves an email alert has exactly one; no other has any.
+
+    Skipped where there is no such stream (no command side ever ran) or it cannot be
+    read: only the ``notifier`` role may read it once the server is secured.
+    """
+    spec = StreamSpec(name=subjects.NOTIFICATIONS_STREAM, subjects=(f"{subjects.NOTIFY_ROOT}.>",))
+    store = JetStreamEventStore(nc, spec)
+    published: Counter[str] = Counter()
+    try:
+        last = (await store.stream_info()).state.last_seq
+        if last:
+            async for message in store.follow(1, until=last):
+                alert = msgspec.json.decode(message.data, type=EmailNotification)
+                if alert.inmail_id in fold.inmails:
+                    published[alert.inmail_id] += 1
+    except (NatsError, StoreUnavailable):
+        return []
+    return [
+        Difference("notifications", f"alerts for InMail {inmail_id}", int(inmail_id in fold.alerts), count)
+        for inmail_id in sorted(fold.alerts | set(published))
+        if (count := published[inmail_id]) != int(inmail_id in fold.alerts)
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,10 +11,12 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
 
 from contracts import subjects
 from eventstore import connect
 from inmail.app import InMailService, ServiceSettings, default_store_url
+from services.monthly_refresh import BUCKET
 
 
 class Client:
@@ -75,6 +78,17 @@ async def running_service(settings: ServiceSettings) -> AsyncIterator[InMailServ
         yield service
     finally:
         await service.stop()
+
+
+async def delete_service_streams(url: str) -> None:
+    """Every stream and bucket a service created, so the next test starts from nothing."""
+    async with client_for(url) as cleanup:
+        js = cleanup.nc.jetstream()
+        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM, subjects.NOTIFICATIONS_STREAM):
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(stream)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_key_value(BUCKET)
 
 
 @asynccontextmanager

@@ -64,6 +64,7 @@ async def test_every_command_answers_with_the_contract_envelope(client: Client, 
         "charged": False,
         "free_reason": "connection",
         "credits_left": 150,
+        "scheduled_for": None,
     }
     bulk = await client.ok(
         "SendBulkInMail", sender_id=sender, recipient_ids=[recipient, other], subject="Hi", body="Roles"

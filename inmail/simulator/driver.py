@@ -24,8 +24,8 @@ from nats.aio.client import Client as NATS
 from tqdm import tqdm
 
 from contracts import subjects
-from contracts.commands import Command, RefreshCredits, RegisterMember, SendBulkInMail, SendInMail
-from contracts.replies import BulkSentData, SentData
+from contracts.commands import Command, RefreshCredits, RegisterMember, RunDue, SendBulkInMail, SendInMail
+from contracts.replies import BulkSentData, RunDueData, SentData
 from contracts.types import month_start
 from inmail.simulator.model import SimInMail, Step
 from inmail.simulator.options import SimulationOptions
@@ -61,6 +61,9 @@ class Simulation:
         self.planner = Planner(self.options)
         self.prefix = self.planner.prefix
         self.tally = Tally(self.planner.days)
+        self.tally.floor_sender = next(
+            (m.member_id for m in self.planner.world.members if m.floor_sender), None
+        )
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(_Reply)
 
@@ -192,7 +195,17 @@ class Simulation:
         self.tally.last_seq = max(self.tally.last_seq, reply.seq)
         if isinstance(step.command, SendInMail):
             single = msgspec.json.decode(reply.data, type=SentData)
-            self._sent(step.inmails[0], single.inmail_id)
+            if step.command.send_at is not None:
+                self.planner.world.schedule(step.inmails[0], single.inmail_id)
+                self.tally.scheduled += 1
+            else:
+                self._sent(step.inmails[0], single.inmail_id)
+            self.tally.automated_follow_ups += step.command.automated_follow_up is not None
+        elif isinstance(step.command, RunDue):
+            ran = msgspec.json.decode(reply.data, type=RunDueData)
+            self.tally.due.update(ran.outcomes)
+            for inmail in step.delivers:
+                self.tally.count_sent(inmail)
         elif isinstance(step.command, SendBulkInMail):
             bulk = msgspec.json.decode(reply.data, type=BulkSentData)
             for inmail, inmail_id in zip(step.inmails, bulk.inmail_ids, strict=True):

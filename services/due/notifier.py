@@ -5,16 +5,18 @@ is stored, never on the command's path: a crash between the append and the
 publish loses nothing, because the next start folds the log again and publishes
 every alert the watermark does not cover. The watermark (key ``notify.position``
 of the scheduler's bucket) is the stream sequence up to which every alert was
-acknowledged; it moves only once a page's alerts all were. An alert published
-again (after a crash mid-page, or by another instance following the same log)
-carries the same ``Nats-Msg-Id``, derived from the InMail, and the stream drops
-it within its duplicate window (an hour).
+acknowledged; it moves only once a page's alerts all were, and is saved at most
+once a second (and when stopping), not once per page. An alert published again
+(after a crash, or by another instance following the same log) carries the same
+``Nats-Msg-Id``, derived from the InMail, and the stream drops it within its
+duplicate window (an hour).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 import msgspec
@@ -38,14 +40,24 @@ class Notifier:
     """Publishes the alerts of each page of the log past the watermark."""
 
     def __init__(
-        self, nc: NATS, contacts: Contacts, spec: StreamSpec, *, timeout: float = 5.0, concurrency: int = 64
+        self,
+        nc: NATS,
+        contacts: Contacts,
+        spec: StreamSpec,
+        *,
+        timeout: float = 5.0,
+        concurrency: int = 64,
+        save_every: float = 1.0,
     ) -> None:
         self.stream = JetStreamEventStore(nc, spec, timeout=timeout)
         self.contacts = contacts
         self.timeout = timeout
         self.concurrency = concurrency
+        self.save_every = save_every
         self.watermark = 0
         """Every alert of an event at or below this sequence was published."""
+        self._saved = 0
+        self._saved_at = 0.0
         self._kv: KeyValue | None = None
         self._emails: dict[str, str] = {}
         self._encoder = msgspec.json.Encoder()
@@ -58,7 +70,7 @@ class Notifier:
             entry = await self._kv.get(WATERMARK_KEY)
         except KeyNotFoundError:
             return
-        self.watermark = int(entry.value or b"0")
+        self.watermark = self._saved = int(entry.value or b"0")
 
     async def publish(self, alerts: Sequence[Alert], through: int) -> None:
         """Publish the alerts past the watermark, then move it to ``through`` (the page's end)."""
@@ -73,8 +85,15 @@ class Notifier:
 
         await asyncio.gather(*(one(alert) for alert in todo))
         self.watermark = max(self.watermark, through)
-        assert self._kv is not None, "started"
+        if time.monotonic() - self._saved_at >= self.save_every:
+            await self.save()
+
+    async def save(self) -> None:
+        """Keep the watermark, so a restart publishes only what came after it."""
+        if self._kv is None or self.watermark == self._saved:
+            return
         await self._kv.put(WATERMARK_KEY, str(self.watermark).encode())
+        self._saved, self._saved_at = self.watermark, time.monotonic()
 
     async def _publish(self, alert: Alert) -> None:
         email = await self._email_of(alert)

@@ -94,6 +94,9 @@ class DueWork:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.notifier is not None:
+            with contextlib.suppress(Exception):
+                await self.notifier.save()
 
     def pending(self) -> int:
         """Due work not performed yet (``inmail_scheduled_pending``)."""

@@ -13,9 +13,11 @@ import pytest
 from contracts import subjects
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
+from inmail.ops.replay import replay
+from inmail.ops.verify import differences
 from inmail.simulator import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
 from tests.integration.clock import ShiftedClock, at_any_time
-from tests.integration.service_env import client_for, running_service, settings_for
+from tests.integration.service_env import client_for, delete_service_streams, running_service, settings_for
 
 INMAIL = [sys.executable, "-m", "inmail.cli"]
 
@@ -31,18 +33,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsSer
     nats.stop()
 
 
-async def _delete_streams(url: str) -> None:
-    async with client_for(url) as cleanup:
-        js = cleanup.nc.jetstream()
-        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
-            await js.delete_stream(stream)
-
-
 @pytest.fixture
 async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[InMailService]:
     async with running_service(settings_for(server.url, tmp_path, trust_client_time=True)) as svc:
         yield svc
-    await _delete_streams(server.url)
+    await delete_service_streams(server.url)
 
 
 @pytest.fixture
@@ -52,7 +47,7 @@ async def untrusting_service(
     settings = settings_for(server.url, tmp_path, trust_client_time=False, clock=clock)
     async with running_service(settings) as svc:
         yield svc
-    await _delete_streams(server.url)
+    await delete_service_streams(server.url)
 
 
 async def _stream_last_seq(url: str) -> int:
@@ -77,6 +72,7 @@ async def test_a_small_simulation_keeps_to_the_rules_and_writes_events(
         "AcknowledgeInMail",
         "RecordReply",
         "DeclineInMail",
+        "RunDue",
     ):
         assert summary.commands.get(command, 0) > 0, command
     # The simulator plays the scheduler: members who joined earlier are refreshed as a month
@@ -85,6 +81,28 @@ async def test_a_small_simulation_keeps_to_the_rules_and_writes_events(
     # Refunds are events of their own, on top of one event per command that succeeded.
     assert summary.events_written > summary.commands_total - summary.refusals_total
     assert summary.last_seq == await _stream_last_seq(server.url)
+    # Scheduled sends went out at their hour, automated follow-ups went or were called off,
+    # and the floor sender fell under the floor: warned, then suspended (its bulk refused).
+    assert summary.scheduled > 0 and summary.due["delivered"] > 0
+    assert summary.automated_follow_ups > 0
+    assert summary.due["follow_up_sent"] > 0 and summary.due["follow_up_cancelled"] > 0
+    assert summary.due["warned"] >= 1 and summary.due["suspended"] >= 1
+    assert summary.refusals["BULK_SUSPENDED"] > 0
+    rendered = summary.render()
+    assert f"Response-rate floor (sender {summary.floor_sender}): " in rendered
+    assert f"Scheduled sends: {summary.scheduled:,} scheduled" in rendered
+    assert await differences(server.url) == []
+
+
+async def test_after_a_simulated_year_replay_and_verify_agree_with_the_events(
+    server: EmbeddedNatsServer, service: InMailService
+) -> None:
+    options = SimulationOptions(members=12, months=12, start="2025-01", seed=8, activity=0.3)
+    summary = await simulate(server.url, options)
+    assert summary.due["delivered"] > 0 and summary.due["warned"] > 0
+    assert await differences(server.url) == []
+    assert await replay(server.url, progress=False) == 0
+    assert await differences(server.url) == []
 
 
 async def test_the_read_models_agree_with_what_the_simulation_did(

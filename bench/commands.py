@@ -3,11 +3,11 @@
 ``python -m bench.commands [--quick] [--out FILE] [--no-peer] [--projections]``. For each
 fsync setting: one nats-server, the service in a process of its own
 (``bench.service``: the command side, no projections, unless ``--projections``), and
-this process as the client (``bench.load.Requester``: one reply subscription, no
-per-request inbox). Senders (Recruiter) and Open Profile recipients are registered
-first; each SendInMail goes from a random sender to a random recipient: the sender's
-state from the service's cache, a fresh read of the recipient, one ~820-byte event
-appended with optimistic concurrency, the reply.
+this process as the client (``inmail.client``, the library a user would use). Senders
+(Recruiter) and Open Profile recipients are registered first; each SendInMail goes
+from a random sender to a random recipient: the sender's state from the service's
+cache, a fresh read of the recipient, one ~820-byte event appended with optimistic
+concurrency, the reply.
 
 - **Closed loop** at 1, 16 and 64 in flight: throughput, p50 and p99 latency, and CPU
   per command of the client, the service (with its children) and the nats-server.
@@ -32,9 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
 import nats
-from nats.aio.client import Client as NATS
 
 from bench import peer
 from bench.common import (
@@ -52,10 +50,11 @@ from bench.common import (
 )
 from bench.limit import Plan as LimitPlan
 from bench.limit import ensure_stream, publish_rate, raw_publish_op
-from bench.load import Requester, Run, closed_loop, open_loop
+from bench.load import Run, closed_loop, open_loop
 from bench.service import ServiceProcess, cpu_seconds
-from bench.workload import Members, send_op, setup_members, warm_up
+from bench.workload import Members, connect, send_op, setup_members, warm_up
 from contracts import subjects
+from inmail.client import InMailClient
 
 IN_FLIGHT = (1, 16, 64)
 RAW_STREAM = "BENCH_RAW"
@@ -133,7 +132,7 @@ class SettingResult:
 
 
 async def _measure_service(
-    requester: Requester, members: Members, level: Level, plan: Plan, service: ServiceProcess,
+    client: InMailClient, members: Members, level: Level, plan: Plan, service: ServiceProcess,
     server_pid: int | None, seed: int,
 ) -> None:  # fmt: skip
     samples: list[tuple[CpuSample, float]] = []
@@ -142,7 +141,7 @@ async def _measure_service(
         samples.append((CpuSample.now(service.pid), cpu_seconds(server_pid) if server_pid else 0.0))
 
     run = await closed_loop(
-        send_op(requester, members, seed=seed), level.in_flight, plan.warmup, plan.duration, sample
+        send_op(client, members, seed=seed), level.in_flight, plan.warmup, plan.duration, sample
     )
     (before, server_before), (after, server_after) = samples
     level.runs.append(run)
@@ -152,14 +151,13 @@ async def _measure_service(
     level.server_us.append((server_after - server_before) * per)
 
 
-async def _wait_projections(nc: NATS, target: int, patience: float = 600.0) -> None:
+async def _wait_projections(client: InMailClient, target: int, patience: float = 600.0) -> None:
     """Wait until the service's projections have applied ``target`` (read from Health)."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         try:
-            reply = await nc.request(subjects.query("Health"), b"{}", timeout=5)
-            data = msgspec.json.decode(reply.data)["data"]
-            if data["projections"] and min(data["projections"].values()) >= target:
+            health = await client.within(5).health()
+            if health.projections and min(health.projections.values()) >= target:
                 return
         except Exception as exc:  # the service may still be starting
             log(f"health: {exc!r}")
@@ -179,23 +177,21 @@ async def run_setting(
     ):
         store = f"sqlite:///{Path(tmp) / 'readmodels.db'}"
         log_dir = logs or Path(tmp)
-        client = await nats.connect(server.url, name="bench-client", pending_size=64 * 1024**2)
+        client = await connect(server.url, "bench-client")
         raw = await nats.connect(server.url, name="bench-raw")
-        requester = Requester(client)
-        await requester.start()
         try:
             js = raw.jetstream(timeout=30)
             await ensure_stream(js, RAW_STREAM, [f"{RAW_ROOT}.>"])
             with ServiceProcess(server.url, store, log_path=log_dir / f"service-{setting}.log") as service:
                 log(f"commands {setting}: registering {plan.senders + plan.recipients:,} members")
-                members = await setup_members(requester, plan.senders, plan.recipients)
+                members = await setup_members(client, plan.senders, plan.recipients)
                 for round_ in range(plan.rounds):
                     for n in IN_FLIGHT:
                         log(f"commands {setting}: {n} in flight, round {round_ + 1}: raw, then SendInMail")
                         level = levels[n]
                         level.raw_runs.append(await publish_rate(js, f"{RAW_ROOT}.p", n, limit_plan))
                         await _measure_service(
-                            requester, members, level, plan, service, server.pid, seed=round_ * 100 + n
+                            client, members, level, plan, service, server.pid, seed=round_ * 100 + n
                         )
                 open_result = OpenLoopResult(plan.open_rate)
                 for round_ in range(plan.rounds):
@@ -209,7 +205,7 @@ async def run_setting(
                             plan.open_rate, plan.warmup, plan.open_duration,
                         )
                     )  # fmt: skip
-                    op = send_op(requester, members, seed=1000 + round_)
+                    op = send_op(client, members, seed=1000 + round_)
                     open_result.runs.append(
                         await open_loop(op, plan.open_rate, plan.warmup, plan.open_duration)
                     )
@@ -221,16 +217,15 @@ async def run_setting(
                     log(f"commands {setting}: projections catching up to {last:,}")
                     await _wait_projections(client, last)
                     # A new process: load every sender's aggregate before measuring.
-                    await warm_up(requester, members)
+                    await warm_up(client, members)
                     with_projections = Level(64)
                     for round_ in range(plan.rounds):
                         log(f"commands {setting}: 64 in flight with projections, round {round_ + 1}")
                         with_projections.raw_runs.append(levels[64].raw)
                         await _measure_service(
-                            requester, members, with_projections, plan, service, server.pid, seed=round_
+                            client, members, with_projections, plan, service, server.pid, seed=round_
                         )
         finally:
-            await requester.stop()
             await client.close()
             await raw.close()
     peer_figures: list[peer.PeerFigure] = []

@@ -29,9 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nats
-from nats.aio.client import Client as NATS
-
 from bench import dataset
 from bench.common import (
     SETTINGS,
@@ -45,10 +42,11 @@ from bench.common import (
     ratio,
     settings_sections,
 )
-from bench.load import Requester, Run, closed_loop, sequential
+from bench.load import Run, closed_loop, sequential
 from bench.service import ServiceProcess
-from bench.workload import register, send_from, send_op, setup_members
+from bench.workload import connect, register, send_from, send_op, setup_members
 from contracts import subjects
+from inmail.client import InMailClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,20 +120,8 @@ class GrowthResult:
     memory: Memory
 
 
-async def _client(url: str) -> tuple[NATS, Requester]:
-    nc = await nats.connect(url, name="bench-growth", pending_size=64 * 1024**2)
-    requester = Requester(nc)
-    await requester.start()
-    return nc, requester
-
-
-async def _close(nc: NATS, requester: Requester) -> None:
-    await requester.stop()
-    await nc.close()
-
-
-async def _timed(requester: Requester, sender: str, recipients: Sequence[str]) -> float:
-    op = send_from(requester, sender, recipients)
+async def _timed(client: InMailClient, sender: str, recipients: Sequence[str]) -> float:
+    op = send_from(client, sender, recipients)
     began = time.perf_counter()
     await op(0)
     return (time.perf_counter() - began) * 1000
@@ -164,36 +150,36 @@ async def measure_sizes(
             service.launch()
         for service in services:
             service.wait_ready()
-        clients = [await _client(server.url) for server in servers]
+        clients = [await connect(server.url, "bench-growth") for server in servers]
         try:
             results, members = [], []
-            for size, (nc, requester) in zip(sizes, clients, strict=True):
-                events = (await nc.jetstream().stream_info(subjects.EVENTS_STREAM)).state.messages
+            for size, client in zip(sizes, clients, strict=True):
+                events = (await client.nc.jetstream().stream_info(subjects.EVENTS_STREAM)).state.messages
                 results.append(SizeResult(size.label, events))
-                members.append(await setup_members(requester, plan.senders, plan.recipients))
+                members.append(await setup_members(client, plan.senders, plan.recipients))
             for round_ in range(plan.rounds):
-                for result, (_, requester), chosen in zip(results, clients, members, strict=True):
+                for result, client, chosen in zip(results, clients, members, strict=True):
                     log(f"growth {setting}: {result.label} ({result.events:,} events), round {round_ + 1}")
-                    op = send_op(requester, chosen, seed=round_)
+                    op = send_op(client, chosen, seed=round_)
                     result.one.append(await closed_loop(op, 1, plan.warmup, plan.duration))
                     result.sixteen.append(await closed_loop(op, 16, plan.warmup, plan.duration))
         finally:
-            for nc, requester in clients:
-                await _close(nc, requester)
+            for client in clients:
+                await client.close()
     return results
 
 
 async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path) -> BigMember:
     """A member with ``big_member_events`` events: cold first command after a restart, then warm ones."""
     with dataset.served_copy(data_dir, setting) as server:
-        nc, requester = await _client(server.url)
+        client = await connect(server.url, "bench-growth")
         store = f"sqlite:///{tmp / f'rm-big-{setting}.db'}"
         try:
             with ServiceProcess(server.url, store, log_path=tmp / "service.log"):
-                members = await setup_members(requester, 2, plan.recipients)
+                members = await setup_members(client, 2, plan.recipients)
                 big, small = members.senders
                 log(f"growth {setting}: giving one member {plan.big_member_events:,} events")
-                fill = send_from(requester, big, members.recipients)
+                fill = send_from(client, big, members.recipients)
                 # The per-member lock serialises them in the service anyway; a few in flight
                 # keep the pipe full.
                 queue = iter(range(plan.big_member_events - 1))
@@ -207,40 +193,40 @@ async def measure_big_member(setting: str, data_dir: Path, plan: Plan, tmp: Path
             for round_ in range(plan.rounds):
                 log(f"growth {setting}: cold and warm commands on the big member, round {round_ + 1}")
                 with ServiceProcess(server.url, store, log_path=tmp / "service.log"):
-                    result.cold_big_ms.append(await _timed(requester, big, members.recipients))
-                    result.cold_small_ms.append(await _timed(requester, small, members.recipients))
+                    result.cold_big_ms.append(await _timed(client, big, members.recipients))
+                    result.cold_small_ms.append(await _timed(client, small, members.recipients))
                     count = plan.warm_commands
                     result.warm_big.append(
-                        await sequential(send_from(requester, big, members.recipients), count)
+                        await sequential(send_from(client, big, members.recipients), count)
                     )
                     result.warm_small.append(
-                        await sequential(send_from(requester, small, members.recipients), count)
+                        await sequential(send_from(client, small, members.recipients), count)
                     )
         finally:
-            await _close(nc, requester)
+            await client.close()
     return result
 
 
 async def measure_memory(setting: str, plan: Plan, tmp: Path) -> Memory:
     """The service's RSS before and after ``memory_members`` registrations."""
     with nats_server(tmp / f"nats-memory-{setting}", setting) as server:
-        nc, requester = await _client(server.url)
+        client = await connect(server.url, "bench-growth")
         try:
             store = f"sqlite:///{tmp / f'rm-memory-{setting}.db'}"
             with ServiceProcess(server.url, store, log_path=tmp / "service.log") as service:
-                await register(requester, 10, "recruiter", prefix="warmup", open_profile=False)
+                await register(client, 10, "recruiter", prefix="warmup", open_profile=False)
                 await asyncio.sleep(0.5)
                 rss_start = service.rss_bytes()
                 log(f"growth {setting}: registering {plan.memory_members:,} members")
                 began = time.perf_counter()
                 await register(
-                    requester, plan.memory_members, "premium_business", prefix="m", open_profile=True
+                    client, plan.memory_members, "premium_business", prefix="m", open_profile=True
                 )
                 seconds = time.perf_counter() - began
                 await asyncio.sleep(1.0)
                 rss_end = service.rss_bytes()
         finally:
-            await _close(nc, requester)
+            await client.close()
     return Memory(plan.memory_members, rss_start, rss_end, seconds)
 
 

@@ -1,65 +1,19 @@
-"""Load generation for the benchmarks: a lean request client, closed- and open-loop runs, latencies.
+"""Load generation for the benchmarks: closed- and open-loop runs, latencies.
 
-The client side must cost as little as possible: on a 2-core machine it shares the
-CPU with the service and the nats-server. ``Requester`` waits for replies on one
-wildcard subscription of its own (a counter token per request, no random inbox,
-no ``wait_for``), as the event store does for its acks.
+The requests themselves go through the client library (``inmail.client``), as a
+user's would; it waits for replies on one wildcard subscription of its own, so
+on a 2-core machine the client side costs little of the CPU it shares with the
+service and the nats-server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-
 from bench.common import median, percentile
-
-
-class Requester:
-    """Request/reply over one reply subscription; ``start`` before use."""
-
-    def __init__(self, nc: NATS, timeout: float = 30.0) -> None:
-        self.nc = nc
-        self.timeout = timeout
-        self._prefix = ""
-        self._tokens = itertools.count(1)
-        self._waiting: dict[str, asyncio.Future[bytes]] = {}
-        self._sub: Subscription | None = None
-
-    async def start(self) -> None:
-        """Subscribe to the replies."""
-        self._prefix = self.nc.new_inbox()
-        self._sub = await self.nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
-
-    async def stop(self) -> None:
-        """Unsubscribe."""
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-            self._sub = None
-
-    async def request(self, subject: str, payload: bytes) -> bytes:
-        """Send a request and return the reply's body."""
-        token = str(next(self._tokens))
-        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = reply
-        try:
-            await self.nc.publish(subject, payload, reply=f"{self._prefix}.{token}")
-            async with asyncio.timeout(self.timeout):
-                return await reply
-        finally:
-            del self._waiting[token]
-
-    async def _on_reply(self, msg: Msg) -> None:
-        waiting = self._waiting.get(msg.subject[len(self._prefix) + 1 :])
-        if waiting is not None and not waiting.done():
-            waiting.set_result(msg.data)
-
 
 Op = Callable[[int], Awaitable[None]]
 """One operation by worker ``index``; raises on failure."""

@@ -50,15 +50,20 @@ class AutomatedFollowUp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """A follow-up sent by itself ``after_days`` after delivery unless the recipient responded."""
 
     after_days: FollowUpDays = CURRENT_POLICY.scheduling.follow_up_default_days
+    """Days after delivery (3-28)."""
     subject: str
+    """The follow-up's subject, within the policy's limits like any InMail's."""
     body: str
+    """The follow-up's body, within the policy's limits like any InMail's."""
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True):
     """Every command: an idempotency key and, with trusted client time, when it happened."""
 
     command_id: CommandId
+    """Chosen by the client; the same id again returns the original reply and writes nothing."""
     occurred_at: Time | None = None
+    """Honoured only when the service trusts client time (``--trust-client-time``)."""
 
 
 class RegisterMember(Command, tag=True, frozen=True):
@@ -123,12 +128,18 @@ class SendInMail(Command, tag=True, frozen=True):
     sender_id: MemberId
     recipient_id: MemberId
     subject: str
+    """Within the policy's limits, or ``SUBJECT_TOO_LONG`` / ``EMPTY_MESSAGE``."""
     body: str
+    """Within the policy's limits, or ``BODY_TOO_LONG`` / ``EMPTY_MESSAGE``."""
     kind: InMailKind = "recruiter_outreach"
     template_id: TemplateId | None = None
+    """The message template the sender used, so statistics can compare templates."""
     follow_up_of: InMailId | None = None
+    """An earlier InMail to the same recipient with no response and no follow-up yet."""
     send_at: Time | None = None
+    """Deliver it then (Recruiter tiers): after now, at most 90 days ahead; charged now."""
     automated_follow_up: AutomatedFollowUp | None = None
+    """A follow-up sent by itself when the recipient has not responded (Recruiter)."""
 
 
 class SendBulkInMail(Command, tag=True, frozen=True):
@@ -136,11 +147,13 @@ class SendBulkInMail(Command, tag=True, frozen=True):
 
     sender_id: MemberId
     recipient_ids: BulkRecipients
+    """Distinct members."""
     subject: str
     body: str
     kind: InMailKind = "recruiter_outreach"
     template_id: TemplateId | None = None
     automated_follow_up: AutomatedFollowUp | None = None
+    """One per InMail, sent by itself to each recipient who has not responded (Recruiter)."""
 
     def __post_init__(self) -> None:
         if len(set(self.recipient_ids)) != len(self.recipient_ids):

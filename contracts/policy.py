@@ -20,7 +20,9 @@ class TierRules(msgspec.Struct, frozen=True, kw_only=True):
     """What a tier may do and how many credits it gets."""
 
     name: str
+    """The tier as members know it."""
     monthly_allotment: int
+    """Credits added on the first day of each calendar month (UTC)."""
     cap: int
     """Banked credits above this are forfeited at the monthly refresh."""
     paid: bool = True
@@ -39,26 +41,30 @@ class Scheduling(msgspec.Struct, frozen=True, kw_only=True):
     """How far ahead a send may be scheduled, and when automated follow-ups may go out."""
 
     horizon: timedelta
-    """``send_at`` at most this long after the command."""
+    """Furthest a scheduled send's ``send_at`` may be after the command."""
     follow_up_min_days: int
+    """Fewest days after delivery an automated follow-up may wait."""
     follow_up_max_days: int
+    """Most days after delivery an automated follow-up may wait."""
     follow_up_default_days: int
+    """Days after delivery an automated follow-up waits when ``after_days`` is left out."""
 
 
 class Enforcement(msgspec.Struct, frozen=True, kw_only=True):
     """The response-rate floor (section 9): assessment periods, thresholds and stage lengths."""
 
     period: timedelta
-    """Each sender's InMails fall into consecutive periods of this length, from 00:00 UTC of
+    """Length of the consecutive assessment periods of a sender's InMails, from 00:00 UTC of
     the day of its first InMail."""
     assess_after: timedelta
-    """A period is assessed this long after it ends: responses until then count."""
+    """How long after its end a period is assessed (responses until then count)."""
     min_inmails: int
-    """A period with fewer InMails is not assessed (a warning period then ends the warning)."""
+    """Fewest InMails a period must hold for its rate to count (a warning period with fewer
+    ends the warning)."""
     rate_floor: float
-    """A response rate under this (a fraction) warns, and under it again suspends."""
+    """Response rate (a fraction) under which a period warns, and a warning period suspends."""
     warning: timedelta
-    """The warning period: the stage ``warned`` lasts this long, then it is itself assessed."""
+    """Length of the warning period (stage ``warned``), itself assessed like a period."""
     suspension: timedelta
     """How long ``SendBulkInMail`` stays refused once suspended."""
 
@@ -69,16 +75,23 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     tiers: Mapping[Tier, TierRules]
     subject_max_chars: int
+    """Most characters (Unicode code points) in an InMail's subject."""
     body_max_chars: int
+    """Most characters in the body of an InMail or a reply."""
     inmail_cost: int
+    """Credits a charged InMail spends."""
     refund_window: timedelta
     """A response within this long after sending earns the credit back."""
     stats_response_window: timedelta
     """The window of ``responded_30d`` and ``response_rate_30d``."""
     bulk_min_recipients: int
+    """Fewest recipients of a SendBulkInMail."""
     bulk_max_recipients: int
+    """Most recipients of a SendBulkInMail."""
     scheduling: Scheduling
+    """Scheduled sends and automated follow-ups (section 8)."""
     enforcement: Enforcement
+    """The response-rate floor (section 9)."""
 
     def tier(self, tier: Tier) -> TierRules:
         """The rules of one tier."""

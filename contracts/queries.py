@@ -27,6 +27,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """Every query: optionally, the stream sequence the answer must include."""
 
     min_seq: Seq | None = None
+    """The stream sequence the answer must include: it waits until the read model applied it."""
 
 
 class Health(Query, frozen=True):
@@ -39,8 +40,10 @@ class Inbox(Query, frozen=True):
     member_id: MemberId
     box: Literal["received", "sent", "scheduled"]
     status: InMailStatus | None = None
+    """Only InMails in this status."""
     limit: Limit = 50
     before: Cursor | None = None
+    """The previous page's ``next``."""
 
 
 class CreditBalance(Query, frozen=True):
@@ -48,6 +51,7 @@ class CreditBalance(Query, frozen=True):
 
     member_id: MemberId
     at: Time | None = None
+    """The balance as it was at this time (default: now)."""
 
 
 class CreditLedger(Query, frozen=True):
@@ -56,6 +60,7 @@ class CreditLedger(Query, frozen=True):
     member_id: MemberId
     limit: Limit = 50
     before: Cursor | None = None
+    """The previous page's ``next``."""
 
 
 class ResponseStats(Query, frozen=True):
@@ -66,7 +71,9 @@ class ResponseStats(Query, frozen=True):
     kind: InMailKind | None = None
     template_id: TemplateId | None = None
     since: Time | None = None
+    """InMails sent at or after this time."""
     until: Time | None = None
+    """InMails sent before this time."""
 
 
 class EnforcementStatus(Query, frozen=True):
@@ -88,11 +95,40 @@ QUERIES: tuple[type[Query], ...] = (
 # Answers ---------------------------------------------------------------------
 
 
+class Dependency(msgspec.Struct, frozen=True, kw_only=True):
+    """A stream or bucket the service needs, as JetStream reported it for this answer."""
+
+    kind: Literal["stream", "bucket"]
+    reachable: bool
+    """It exists and JetStream answered for it."""
+    replicas: int = 0
+    """As configured on the server."""
+    replicas_wanted: int = 0
+    """As the service was told to create it (``--replicas``)."""
+    replicas_current: int = 0
+    """The leader and the replicas that are up to date with it."""
+    leader: str | None = None
+    last_seq: int = 0
+    problem: str | None = None
+    """Why it keeps the service from ``ok`` (also under ``HealthData.problems``, by name)."""
+
+
 class HealthData(msgspec.Struct, frozen=True):
+    """``ok`` only when commands of every kind can succeed now and every projection runs."""
+
     status: Literal["ok", "degraded", "starting"]
+    """``degraded`` when a projection stopped (see ``problems``); ``starting`` until caught up."""
     stream_seq: int
+    """The last sequence of ``INMAIL_EVENTS``."""
     projections: dict[str, int]
+    """Each projection's position: the last stream sequence it applied."""
     problems: dict[str, str] = {}
+    """Projection, stream or bucket name -> what is wrong with it."""
+    dependencies: dict[str, Dependency] = {}
+    """Stream or bucket name -> its state; every one the service needs."""
+    lag: dict[str, int] = {}
+    """Projection name -> events of the stream it has not applied yet; absent when unknown
+    (the stream unreachable, or behind the projection)."""
 
 
 class InboxItem(msgspec.Struct, frozen=True):
@@ -123,6 +159,7 @@ class InboxItem(msgspec.Struct, frozen=True):
 class InboxPage(msgspec.Struct, frozen=True):
     items: list[InboxItem]
     next: str | None
+    """The cursor of the next page (its ``before``); null on the last page."""
 
 
 class CreditBalanceData(msgspec.Struct, frozen=True):
@@ -139,8 +176,10 @@ class CreditBalanceData(msgspec.Struct, frozen=True):
 
 class LedgerEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     seq: int
+    """The stream sequence of the event that moved the credits."""
     occurred_at: datetime
     delta: int
+    """Credits added (positive) or taken away (negative)."""
     balance_after: int
     reason: LedgerReason
     inmail_id: str | None = None
@@ -150,6 +189,7 @@ class LedgerEntry(msgspec.Struct, frozen=True, omit_defaults=True):
 class LedgerPage(msgspec.Struct, frozen=True):
     entries: list[LedgerEntry]
     next: str | None
+    """The cursor of the next page (its ``before``); null on the last page."""
 
 
 class ResponseStatsData(msgspec.Struct, frozen=True):
@@ -159,11 +199,16 @@ class ResponseStatsData(msgspec.Struct, frozen=True):
     replied: int
     declined: int
     responded: int
+    """Replied or declined, counted once per InMail."""
     responded_30d: int
+    """First response within the policy's statistics window of sending."""
     refunded: int
     response_rate: float
+    """``responded / sent``, free InMails included; 0.0 when nothing matches."""
     response_rate_30d: float
+    """``responded_30d / sent``."""
     read_rate: float
+    """``read / sent``."""
 
 
 class EnforcementStatusData(msgspec.Struct, frozen=True):

@@ -1,10 +1,13 @@
-"""The AsyncAPI document, generated from the code: FastStream's channels and operations
-for every subscriber of the service, with payload schemas from the msgspec contracts.
+"""The AsyncAPI document, generated from the code: a channel and an operation for every
+request subject the service answers (``inmail.routes``) and for the events, with
+payload schemas from the msgspec contracts.
 
-FastStream cannot derive schemas from msgspec Structs (and our handlers take raw
-bytes so that every decoding error becomes a reply), so the payloads are filled
-in from ``msgspec.json.schema_components``. Regenerate with
-``python -m inmail.asyncapi``; a test fails when docs/asyncapi.json is stale.
+FastStream's own generator cannot describe handlers typed with msgspec Structs
+(it builds payload schemas through pydantic: upstream issue #2101), and the
+command subjects are not FastStream subscribers at all, so the channels come from
+the same table the subscriptions are made from and the schemas from
+``msgspec.json.schema_components``. Regenerate with ``python -m inmail.asyncapi``;
+a test fails when docs/asyncapi.json is stale.
 """
 
 from __future__ import annotations
@@ -15,15 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from faststream.specification import AsyncAPI
 
 from contracts import subjects
-from contracts.admin import ADMIN_OPERATIONS, ReplayStarted
-from contracts.commands import COMMANDS
 from contracts.events import EVENT_TYPES, AnyEvent
-from contracts.queries import QUERIES
+from contracts.notifications import EmailNotification
 from contracts.replies import CommandOk, Failure, QueryOk
-from inmail.app import Dispatcher, ServiceSettings, build_broker
+from inmail.routes import ROUTES, Route
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
 REF = "#/components/schemas/{name}"
@@ -34,63 +34,75 @@ InMail Broker: paid direct messages between members, event-sourced on NATS JetSt
 Commands are core NATS requests on `inmail.cmd.<Command>`; the reply is
 `{"ok": true, "data": {...}, "seq": N}` or `{"ok": false, "error": {"code", "message"}}`.
 Queries are requests on `inmail.query.<Query>`; answers carry `as_of_seq`.
+Operator requests (`inmail replay`) are requests on `inmail.admin.<Operation>`.
 Events are stored in JetStream stream `INMAIL_EVENTS`, one subject per member
 aggregate: `inmail.evt.member.<member_id>` holds the member's profile, credit
 events and every InMail the member sent with its whole life. Read them through a
 JetStream consumer (core subscribers also see messages of rejected batches).
-Emails live only in stream `INMAIL_MEMBERS` (`inmail.members.<member_id>`).
+Emails live only in stream `INMAIL_MEMBERS` (`inmail.members.<member_id>`), and
+the recipient's own in the email alerts of stream `INMAIL_NOTIFICATIONS`
+(`inmail.notify.email.<recipient_id>`), which only the mail service reads.
 """
+
+
+REQUEST_REPLY = (
+    "Core NATS request/reply: the reply goes to the request's reply subject (the requester's "
+    "inbox). A message without a reply subject is ignored."
+)
 
 
 def document() -> dict[str, Any]:
     """The whole AsyncAPI 3.0 document as JSON-ready data."""
-
-    async def documentation_only(name: str, body: bytes) -> bytes:
-        raise RuntimeError("this broker is built to be described, not run")
-
-    settings = ServiceSettings(nats_url="nats://127.0.0.1:4222", store_url="")
-    broker = build_broker(settings, Dispatcher(None, 1), documentation_only, documentation_only)
-    spec = AsyncAPI(broker, title="InMail Broker", version="1.0.0", description=DESCRIPTION)
-    doc: dict[str, Any] = spec.to_specification().to_jsonable()
-    doc.pop("servers", None)
-    for channel in doc.get("channels", {}).values():
-        channel.pop("servers", None)
-
-    payloads: list[Any] = [*COMMANDS, *QUERIES, *ADMIN_OPERATIONS, AnyEvent, *EVENT_TYPES]
-    payloads += [CommandOk, QueryOk, Failure, ReplayStarted]
+    payloads: list[Any] = [route.request for route in ROUTES] + [route.data for route in ROUTES]
+    payloads += [CommandOk, QueryOk, Failure, AnyEvent, *EVENT_TYPES, EmailNotification]
     (_, *_), schemas = msgspec.json.schema_components(payloads, ref_template=REF)
-    components = doc.setdefault("components", {})
-    components["schemas"] = {
-        name: schema for name, schema in components.get("schemas", {}).items() if ":" not in name
+    doc: dict[str, Any] = {
+        "asyncapi": "3.0.0",
+        "info": {"title": "InMail Broker", "version": "1.0.0", "description": DESCRIPTION},
+        "defaultContentType": "application/json",
+        "channels": {},
+        "operations": {},
+        "components": {"messages": {}, "schemas": schemas},
     }
-    components["schemas"].update(schemas)
-
-    by_title = {t.__name__: t for t in (*COMMANDS, *QUERIES, *ADMIN_OPERATIONS)}
-    for title, operation in doc.get("operations", {}).items():
-        message_type = by_title[title]
-        is_command = message_type in COMMANDS
-        _set_payload(doc, title, message_type.__name__)
-        operation["reply"] = {
-            "address": {"location": "$message.header#/reply_to"},
-            "messages": [{"$ref": f"#/components/messages/{title}:Reply"}],
-        }
-        components.setdefault("messages", {})[f"{title}:Reply"] = {
-            "title": f"{title}:Reply",
-            "payload": {
-                "oneOf": [
-                    {"$ref": REF.format(name="CommandOk" if is_command else "QueryOk")},
-                    {"$ref": REF.format(name="Failure")},
-                ]
-            },
-        }
+    for route in ROUTES:
+        _add_request_channel(doc, route)
     _add_events_channel(doc)
+    _add_notifications_channel(doc)
     return doc
 
 
-def _set_payload(doc: dict[str, Any], title: str, schema_name: str) -> None:
-    for name, message in doc["components"].get("messages", {}).items():
-        if name.startswith(f"{title}:") and not name.endswith(":Reply"):
-            message["payload"] = {"$ref": REF.format(name=schema_name)}
+def _add_request_channel(doc: dict[str, Any], route: Route) -> None:
+    name = route.name
+    doc["channels"][name] = {
+        "address": route.subject,
+        "description": route.description,
+        "messages": {"Request": {"$ref": f"#/components/messages/{name}:Request"}},
+    }
+    operation: dict[str, Any] = {
+        "action": "receive",
+        "channel": {"$ref": f"#/channels/{name}"},
+        "messages": [{"$ref": f"#/channels/{name}/messages/Request"}],
+        "description": REQUEST_REPLY,
+        "reply": {"messages": [{"$ref": f"#/components/messages/{name}:Reply"}]},
+    }
+    if route.queue:
+        operation["bindings"] = {"nats": {"queue": route.queue, "bindingVersion": "0.1.0"}}
+    doc["operations"][name] = operation
+    success = {
+        "allOf": [
+            {"$ref": REF.format(name=route.success.__name__)},
+            {"properties": {"data": {"$ref": REF.format(name=route.data.__name__)}}},
+        ]
+    }
+    doc["components"]["messages"].update(
+        {
+            f"{name}:Request": {"title": name, "payload": {"$ref": REF.format(name=name)}},
+            f"{name}:Reply": {
+                "title": f"{name} reply",
+                "payload": {"oneOf": [success, {"$ref": REF.format(name="Failure")}]},
+            },
+        }
+    )
 
 
 def _add_events_channel(doc: dict[str, Any]) -> None:
@@ -112,6 +124,30 @@ def _add_events_channel(doc: dict[str, Any]) -> None:
     doc["components"]["messages"]["MemberEvents:Event"] = {
         "title": "MemberEvents:Event",
         "payload": {"oneOf": [{"$ref": REF.format(name=t.__name__)} for t in EVENT_TYPES]},
+    }
+
+
+def _add_notifications_channel(doc: dict[str, Any]) -> None:
+    doc["channels"]["EmailNotifications"] = {
+        "address": f"{subjects.EMAIL_NOTIFICATIONS_PREFIX}{{recipient_id}}",
+        "description": (
+            f"JetStream stream {subjects.NOTIFICATIONS_STREAM}, for the mail service (the notifier "
+            "role): one email alert per InMail delivered to a recipient who wants them. Published "
+            "once the delivery is recorded, a scheduled send or follow-up when it is delivered. "
+            "Header Nats-Msg-Id equals notification_id, derived from the InMail: a retried publish "
+            "is dropped as a duplicate."
+        ),
+        "parameters": {"recipient_id": {"description": "The member the alert is for."}},
+        "messages": {"EmailNotification": {"$ref": "#/components/messages/EmailNotifications:Alert"}},
+    }
+    doc["operations"]["EmailNotifications"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/EmailNotifications"},
+        "messages": [{"$ref": "#/channels/EmailNotifications/messages/EmailNotification"}],
+    }
+    doc["components"]["messages"]["EmailNotifications:Alert"] = {
+        "title": "EmailNotifications:Alert",
+        "payload": {"$ref": REF.format(name=EmailNotification.__name__)},
     }
 
 

@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -92,8 +93,10 @@ def _die_with_parent() -> None:
 class EmbeddedNatsServer:
     """A nats-server child process with JetStream; a context manager."""
 
-    def __init__(self, settings: NatsServerSettings) -> None:
+    def __init__(self, settings: NatsServerSettings, *, pass_fds: Sequence[int] = ()) -> None:
+        """``pass_fds``: descriptors the server inherits (a data folder's lock, held while it lives)."""
         self.settings = settings
+        self.pass_fds = tuple(pass_fds)
         self._process: subprocess.Popen[bytes] | None = None
         self._ports_dir: tempfile.TemporaryDirectory[str] | None = None
         self._url: str | None = None
@@ -113,6 +116,11 @@ class EmbeddedNatsServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """How the server ended on its own (negative: killed by that signal); None while it runs."""
+        return self._process.poll() if self._process is not None else None
+
     def config_text(self) -> str:
         s = self.settings
         store_dir = json.dumps(str(s.data_dir.resolve() / "jetstream"))
@@ -122,8 +130,9 @@ class EmbeddedNatsServer:
             f"listen: {s.host}:{port}\nmax_payload: 1MB\njetstream {{\n  store_dir: {store_dir}{sync}\n}}\n"
         )
 
-    def start(self) -> str:
-        """Start the server, wait until it accepts connections, return its URL."""
+    def start(self, timeout: float | None = None) -> str:
+        """Start the server, wait until it accepts connections (``timeout``, default the
+        settings' ``startup_timeout``), return its URL."""
         s = self.settings
         binary = find_binary(s.binary)
         port = self._bound_port or s.port
@@ -147,9 +156,10 @@ class EmbeddedNatsServer:
                 # drains and then stops the server; the server still dies with its parent.
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                pass_fds=self.pass_fds,
             )
         try:
-            self._url = self._wait_ready(log_path)
+            self._url = self._wait_ready(log_path, timeout or s.startup_timeout)
         except BaseException:
             self.stop()
             raise
@@ -165,9 +175,9 @@ class EmbeddedNatsServer:
             self.stop()
         return self.start()
 
-    def _wait_ready(self, log_path: Path) -> str:
+    def _wait_ready(self, log_path: Path, timeout: float) -> str:
         assert self._process is not None and self._ports_dir is not None
-        deadline = time.monotonic() + self.settings.startup_timeout
+        deadline = time.monotonic() + timeout
         ports_file = Path(self._ports_dir.name) / f"nats-server_{self._process.pid}.ports"
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -178,9 +188,7 @@ class EmbeddedNatsServer:
             if url and _accepts_connections(url):
                 return url
             time.sleep(0.02)
-        raise NatsServerError(
-            f"nats-server did not accept connections within {self.settings.startup_timeout:.0f}s"
-        )
+        raise NatsServerError(f"nats-server did not accept connections within {timeout:.0f}s")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server gracefully (SIGTERM, then SIGKILL after ``timeout``)."""

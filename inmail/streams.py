@@ -1,9 +1,14 @@
-"""Every stream of the product, as the composition root creates them."""
+"""Every stream and bucket of the product, as the composition root creates them and as
+``Health`` and ``inmail backup`` find them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from contracts import subjects
 from eventstore import StreamSpec
+from services.monthly_refresh import BUCKET
 
 
 def events_stream(replicas: int = 1) -> StreamSpec:
@@ -30,3 +35,26 @@ def notifications_stream(replicas: int = 1) -> StreamSpec:
         replicas=replicas,
         duplicate_window=NOTIFICATIONS_DUPLICATE_WINDOW,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """A stream or a KV bucket of the product, by the name its users know."""
+
+    name: str
+    kind: Literal["stream", "bucket"]
+
+    @property
+    def stream(self) -> str:
+        """The JetStream stream that holds it (a bucket ``B`` lives in stream ``KV_B``)."""
+        return f"KV_{self.name}" if self.kind == "bucket" else self.name
+
+
+STORES: tuple[Store, ...] = (
+    Store(subjects.EVENTS_STREAM, "stream"),
+    Store(subjects.MEMBERS_STREAM, "stream"),
+    Store(BUCKET, "bucket"),
+    Store(subjects.NOTIFICATIONS_STREAM, "stream"),
+)
+"""Everything the service keeps in JetStream, the source of truth first: commands of every
+kind need all of them."""

@@ -1,26 +1,26 @@
 """Answering queries (``inmail.query.<Query>``) and the replay request (``inmail.admin.Replay``).
 
-Transport-free like the command executor: a raw body in, the encoded reply
-envelope out, and no exception escapes. A query that names ``min_seq`` waits
-until the read model it reads has applied that sequence (up to 5 s, then
-``UNAVAILABLE``). Every answer carries ``as_of_seq``: the position of the read
-model it came from, read in the same snapshot as the answer.
+Transport-free like the command executor: the FastStream handlers in
+``inmail.query_handlers`` decode each request into its Struct and call the
+method named after it; the reply envelope comes back. A query that names
+``min_seq`` waits until the read model it reads has applied that sequence (up to
+5 s, then ``UNAVAILABLE``). Every answer carries ``as_of_seq``: the position of
+the read model it came from, read in the same snapshot as the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
-
-import msgspec
 
 from contracts import replies
 from contracts.admin import Replay, ReplayStarted
 from contracts.queries import (
-    QUERIES,
     CreditBalance,
     CreditLedger,
+    Dependency,
     EnforcementStatus,
     Health,
     HealthData,
@@ -42,14 +42,13 @@ Q = TypeVar("Q", bound=Query)
 MIN_SEQ_TIMEOUT = 5.0
 """How long an answer waits for ``min_seq`` before it is ``UNAVAILABLE``."""
 
-_decoders: dict[str, msgspec.json.Decoder[Any]] = {
-    kind.__name__: msgspec.json.Decoder(kind) for kind in QUERIES
-}
-_replay_decoder = msgspec.json.Decoder(Replay)
+DependencyCheck = Callable[[], Awaitable[Mapping[str, Dependency]]]
+"""The streams and buckets the service needs, by name, as they are now (given by the composition
+root, which knows them all: the command side's too)."""
 
 
 class QueryService:
-    """Decodes queries, waits for ``min_seq``, reads the right read model, replies."""
+    """Waits for ``min_seq``, reads the right read model, answers; one method per query."""
 
     def __init__(
         self,
@@ -57,49 +56,71 @@ class QueryService:
         event_store: JetStreamEventStore,
         *,
         min_seq_timeout: float = MIN_SEQ_TIMEOUT,
+        dependencies: DependencyCheck | None = None,
     ) -> None:
         self.projections = projections
         self.event_store = event_store
         self.min_seq_timeout = min_seq_timeout
+        self.dependencies = dependencies
         self._stream_seq = 0
 
-    async def handle_raw(self, name: str, body: bytes) -> bytes:
-        """The encoded reply to a query (or ``Replay``) named by its subject token."""
-        try:
-            reply = await self._handle(name, body)
-        except Exception:
-            log.exception("%s could not be answered", name)
-            reply = replies.failure("UNAVAILABLE", f"{name} could not be answered; try again")
-        return replies.encode(reply)
+    async def health(self, query: Health) -> QueryOk | Failure:
+        """Every dependency, each projection's position, lag and problems; ``ok`` only when all is."""
+        if query.min_seq is not None and not await self._reached(query.min_seq, None):
+            return self._not_reached(query.min_seq, None)
+        stream_seq, dependencies = await asyncio.gather(self._last_seq(), self._dependencies())
+        positions = self.projections.positions()
+        problems = self.projections.problems()
+        problems.update({name: d.problem for name, d in dependencies.items() if d.problem})
+        data = HealthData(
+            status="degraded" if problems else self.projections.status(),
+            stream_seq=self._stream_seq,
+            projections=positions,
+            problems=problems,
+            dependencies=dict(dependencies),
+            # Unknown, not 0, for a stream out of reach or behind the read model.
+            lag={
+                name: stream_seq - seq
+                for name, seq in positions.items()
+                if stream_seq is not None and seq <= stream_seq
+            },
+        )
+        return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
 
-    async def _handle(self, name: str, body: bytes) -> QueryOk | Failure:
-        # An empty body is an empty object: a bare request for Health is natural.
-        body = body.strip() or b"{}"
-        if name == Replay.__name__:
-            return await self._replay(body)
-        decoder = _decoders.get(name)
-        if decoder is None:
-            return replies.failure("INVALID_QUERY", f"unknown query {name}")
-        try:
-            query = decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            return replies.failure("INVALID_QUERY", f"invalid {name} query: {exc}")
-        except msgspec.DecodeError:
-            return replies.failure("INVALID_QUERY", f"invalid {name} query: the body is not JSON")
-        match query:
-            case Health():
-                return await self._health(query)
-            case Inbox():
-                return await self._read("inbox", query, inbox.query)
-            case CreditBalance():
-                return await self._read("credits", query, credits.balance_query)
-            case CreditLedger():
-                return await self._read("credits", query, credits.ledger_query)
-            case ResponseStats():
-                return await self._read("response_stats", query, response_stats.query)
-            case EnforcementStatus():
-                return await self._read("enforcement", query, enforcement.query)
-        return replies.failure("INVALID_QUERY", f"unknown query {name}")
+    async def inbox(self, query: Inbox) -> QueryOk | Failure:
+        """A member's received or sent InMails, newest first; or the scheduled ones."""
+        return await self._read("inbox", query, inbox.query)
+
+    async def credit_balance(self, query: CreditBalance) -> QueryOk | Failure:
+        """A member's credits now, or as they were at ``at``."""
+        return await self._read("credits", query, credits.balance_query)
+
+    async def credit_ledger(self, query: CreditLedger) -> QueryOk | Failure:
+        """Every credit movement of a member, newest first."""
+        return await self._read("credits", query, credits.ledger_query)
+
+    async def response_stats(self, query: ResponseStats) -> QueryOk | Failure:
+        """Response rates over the InMails matching every given filter."""
+        return await self._read("response_stats", query, response_stats.query)
+
+    async def enforcement_status(self, query: EnforcementStatus) -> QueryOk | Failure:
+        """A sender's stage under the response-rate floor and the latest assessment behind it."""
+        return await self._read("enforcement", query, enforcement.query)
+
+    async def replay(self, request: Replay) -> QueryOk | Failure:
+        """Clear the named read models (all by default) and follow again from ``from_seq``."""
+        names = request.names or list(self.projections.names)
+        unknown = [n for n in names if n not in self.projections.names]
+        if unknown:
+            return replies.failure(
+                "INVALID_QUERY",
+                f"names: unknown projection {', '.join(unknown)} "
+                f"(this service runs {', '.join(self.projections.names)})",
+            )
+        target = await self.projections.reset(names, request.from_seq)
+        log.info("replay of %s from seq %d requested; target %d", ", ".join(names), request.from_seq, target)
+        started = ReplayStarted(names=names, from_seq=request.from_seq, target_seq=target)
+        return QueryOk(data=started, as_of_seq=request.from_seq - 1)
 
     async def _read(self, name: str, query: Q, answer: Callable[[Tx, Q], Any]) -> QueryOk | Failure:
         if name not in self.projections.names:
@@ -130,39 +151,14 @@ class QueryService:
             + (f"; {stopped}" if stopped else ""),
         )
 
-    async def _health(self, query: Health) -> QueryOk | Failure:
-        if query.min_seq is not None and not await self._reached(query.min_seq, None):
-            return self._not_reached(query.min_seq, None)
+    async def _last_seq(self) -> int | None:
         try:
             self._stream_seq = await self.event_store.last_seq()
         except Exception as exc:
             # Health must answer even when the stream is out of reach: say so, with the last known.
             log.warning("stream info unavailable for Health: %s", exc)
-        positions = self.projections.positions()
-        data = HealthData(
-            status=self.projections.status(),
-            stream_seq=self._stream_seq,
-            projections=positions,
-            problems=self.projections.problems(),
-        )
-        return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
+            return None
+        return self._stream_seq
 
-    async def _replay(self, body: bytes) -> QueryOk | Failure:
-        try:
-            request = _replay_decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            return replies.failure("INVALID_QUERY", f"invalid Replay request: {exc}")
-        except msgspec.DecodeError:
-            return replies.failure("INVALID_QUERY", "invalid Replay request: the body is not JSON")
-        names = request.names or list(self.projections.names)
-        unknown = [n for n in names if n not in self.projections.names]
-        if unknown:
-            return replies.failure(
-                "INVALID_QUERY",
-                f"names: unknown projection {', '.join(unknown)} "
-                f"(this service runs {', '.join(self.projections.names)})",
-            )
-        target = await self.projections.reset(names, request.from_seq)
-        log.info("replay of %s from seq %d requested; target %d", ", ".join(names), request.from_seq, target)
-        started = ReplayStarted(names=names, from_seq=request.from_seq, target_seq=target)
-        return QueryOk(data=started, as_of_seq=request.from_seq - 1)
+    async def _dependencies(self) -> Mapping[str, Dependency]:
+        return await self.dependencies() if self.dependencies is not None else {}

@@ -1,6 +1,6 @@
 """Executing commands: decode, route, load, decide, append, reply.
 
-Transport-free: the FastStream handlers in ``inmail.app`` hand raw bodies in
+Transport-free: the command subscription in ``inmail.command_subscription`` hands raw bodies in
 and send the bytes that come out. Every path ends in a reply envelope; no
 exception escapes to the transport.
 """

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import msgspec
-from nats.js import JetStreamContext
+from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
@@ -71,10 +71,12 @@ class MonthlyRefresh:
         clock: Clock = system_clock,
         concurrency: int = 32,
         check_every: float = 60.0,
+        replicas: int = 1,
     ) -> None:
         self.executor = executor
         self.store = store
         self.clock = clock
+        self.replicas = replicas
         self.concurrency = concurrency
         self.check_every = check_every
 
@@ -132,15 +134,15 @@ class MonthlyRefresh:
         return failures
 
     async def _bucket(self) -> KeyValue:
-        return await scheduler_bucket(self.store.js)
+        return await ensure_bucket(self.store.js, self.replicas)
 
 
-async def scheduler_bucket(js: JetStreamContext) -> KeyValue:
-    """The bucket where the command side keeps how far its scheduled work got (created when missing)."""
+async def ensure_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    """The scheduler's bucket, created with ``replicas`` when missing (an existing one is used as is)."""
     try:
         return await js.key_value(BUCKET)
     except BucketNotFoundError:
-        return await js.create_key_value(bucket=BUCKET, history=1)
+        return await js.create_key_value(bucket=BUCKET, history=1, replicas=replicas)
 
 
 def refresh_command_id(month: str, member_id: str) -> str:

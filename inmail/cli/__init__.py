@@ -11,13 +11,20 @@ from collections.abc import Sequence
 
 import click
 
-from inmail.cli.common import report_usage_error
-from inmail.cli.ops import events_command, replay_command, status_command, verify_command
+from inmail.cli.common import CONTEXT_SETTINGS, report_usage_error
+from inmail.cli.ops import (
+    backup_command,
+    events_command,
+    replay_command,
+    restore_command,
+    status_command,
+    verify_command,
+)
 from inmail.cli.serve import serve_command
 from inmail.cli.simulate import simulate_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def cli() -> None:
     """InMail Broker: paid direct messages, event-sourced on NATS JetStream."""
 
@@ -28,6 +35,8 @@ for _command in (
     status_command,
     verify_command,
     events_command,
+    backup_command,
+    restore_command,
     simulate_command,
 ):
     cli.add_command(_command)

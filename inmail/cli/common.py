@@ -14,6 +14,9 @@ import click
 DEFAULT_NATS = "nats://127.0.0.1:4222"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""Every command's: the same help options whichever way it is invoked (Click caches them)."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
 
 from eventstore import NatsUnreachable
-from inmail.cli.common import CliError, log_level_option, nats_option, nats_url, positive, run
+from inmail.cli.common import (
+    CONTEXT_SETTINGS,
+    CliError,
+    log_level_option,
+    nats_option,
+    nats_url,
+    positive,
+    run,
+)
 
 FROM_SEQ = click.option(
     "--from-seq",
@@ -30,7 +39,7 @@ def _operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
         raise CliError(str(exc)) from exc
 
 
-@click.command("replay")
+@click.command("replay", context_settings=CONTEXT_SETTINGS)
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @FROM_SEQ
 @click.option("--no-progress", is_flag=True, help="no progress bar")
@@ -49,7 +58,7 @@ def replay_command(
     return _operate(replay(_url(nats_url), list(names) or None, from_seq, not no_progress), log_level)
 
 
-@click.command("status")
+@click.command("status", context_settings=CONTEXT_SETTINGS)
 @nats_option()
 @log_level_option("warning")
 def status_command(nats_url: str | None, log_level: str) -> int:
@@ -59,7 +68,7 @@ def status_command(nats_url: str | None, log_level: str) -> int:
     return _operate(status(_url(nats_url)), log_level)
 
 
-@click.command("verify")
+@click.command("verify", context_settings=CONTEXT_SETTINGS)
 @nats_option()
 @log_level_option("warning")
 def verify_command(nats_url: str | None, log_level: str) -> int:
@@ -72,7 +81,7 @@ def verify_command(nats_url: str | None, log_level: str) -> int:
     return _operate(verify(_url(nats_url)), log_level)
 
 
-@click.command("events")
+@click.command("events", context_settings=CONTEXT_SETTINGS)
 @click.option("--member", metavar="ID", help="only events concerning this member")
 @FROM_SEQ
 @click.option("--follow", is_flag=True, help="keep printing new events")
@@ -91,3 +100,41 @@ def events_command(
 
 def _url(given: str | None) -> str:
     return nats_url(given)
+
+
+@click.command("backup", context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@nats_option()
+@log_level_option("warning")
+def backup_command(file: Path, no_progress: bool, nats_url: str | None, log_level: str) -> int:
+    """Snapshot every stream and bucket of the service into FILE (JetStream's snapshot API).
+
+    FILE must not exist; nothing is written unless the whole backup succeeds.
+    """
+    from inmail.ops.backup import backup
+
+    return _operate(backup(_url(nats_url), file, not no_progress), log_level)
+
+
+@click.command("restore", context_settings=CONTEXT_SETTINGS)
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="restore into this data folder's embedded server instead of --nats (serve must not run on it)",
+)
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+@nats_option()
+@log_level_option("warning")
+def restore_command(
+    file: Path, data_dir: Path | None, no_progress: bool, nats_url: str | None, log_level: str
+) -> int:
+    """Restore a backup into a NATS server that has none of its streams (same sequences)."""
+    from inmail.ops.backup import restore, restore_into
+
+    if data_dir is None:
+        return _operate(restore(_url(nats_url), file, not no_progress), log_level)
+    if nats_url is not None:
+        raise CliError("give --nats or --data-dir, not both")
+    return _operate(restore_into(data_dir, file, not no_progress), log_level)

@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from eventstore import NatsUnreachable, connect
-from inmail.cli.common import CliError, log_level_option, run
+from inmail.cli.common import CONTEXT_SETTINGS, CliError, log_level_option, run
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
+from inmail.supervisor import SupervisedNatsServer, until_stopped
 
 MIN_SERVER = (2, 12)
 """Atomic batch publish arrived in nats-server 2.12 (batch direct get in 2.11)."""
@@ -44,7 +45,9 @@ def _env(name: str) -> str:
     return f"INMAIL_{name}"
 
 
-@click.command("serve", short_help="Run the service, its projections and queries.")
+@click.command(
+    "serve", short_help="Run the service, its projections and queries.", context_settings=CONTEXT_SETTINGS
+)
 @click.option(
     "--nats",
     "nats_url",
@@ -150,24 +153,33 @@ def serve_command(
 async def serve(options: ServeOptions) -> int:
     """Run until SIGTERM or SIGINT, then drain and stop."""
     from inmail.app import InMailService, ServiceSettings, default_store_url
+    from inmail.datadir import DataDirInUse, DataDirLock
 
-    embedded: EmbeddedNatsServer | None = None
-    url = options.nats_url
-    if url is None:
-        embedded = EmbeddedNatsServer(
-            NatsServerSettings(
+    projections = options.role in ("all", "read")
+    lock: DataDirLock | None = None
+    if options.nats_url is None or (projections and options.store is None):
+        # The folder holds the embedded server's store or the read models: one owner at a time.
+        try:
+            lock = DataDirLock(options.data_dir).acquire()
+        except DataDirInUse as exc:
+            raise CliError(str(exc)) from exc
+    embedded: SupervisedNatsServer | None = None
+    service = None
+    lost: str | None = None
+    try:
+        url = options.nats_url
+        if url is None:
+            assert lock is not None
+            server_settings = NatsServerSettings(
                 data_dir=options.data_dir / "nats", port=options.port, durable=not options.relaxed_fsync
             )
-        )
-        try:
-            # Started from the main thread on purpose: the server dies with the thread that
-            # started it (PR_SET_PDEATHSIG), and worker threads come and go.
-            url = embedded.start()
-        except NatsServerError as exc:
-            raise CliError(str(exc)) from exc
-        log.info("embedded nats-server on %s (data in %s)", url, options.data_dir / "nats")
-    service = None
-    try:
+            # The server inherits the lock: the folder stays owned until the server is gone too.
+            embedded = SupervisedNatsServer(EmbeddedNatsServer(server_settings, pass_fds=[lock.fd]))
+            try:
+                url = await embedded.start()
+            except NatsServerError as exc:
+                raise CliError(str(exc)) from exc
+            log.info("embedded nats-server on %s (data in %s)", url, options.data_dir / "nats")
         await check_server(url)
         options.data_dir.mkdir(parents=True, exist_ok=True)
         settings = ServiceSettings(
@@ -181,7 +193,7 @@ async def serve(options: ServeOptions) -> int:
             # to today and refuse every later simulated command as INVALID_TIME.
             scheduler=not options.trust_client_time,
             commands=options.role in ("all", "commands"),
-            projections=options.role in ("all", "read"),
+            projections=projections,
         )
         service = InMailService(settings)
         await service.start()
@@ -192,13 +204,17 @@ async def serve(options: ServeOptions) -> int:
         serving = {"all": "commands and queries", "commands": "commands", "read": "queries"}[options.role]
         read_models = f", read models {settings.store_url}" if settings.projections else ""
         print(f"InMail broker ready ({serving}): NATS {url}{read_models}", flush=True)
-        await stop.wait()
+        lost = await until_stopped(stop, embedded)
         log.info("stopping: finishing commands in flight")
     finally:
         if service is not None:
             await service.stop()
         if embedded is not None:
-            embedded.stop()
+            await embedded.stop()
+        if lock is not None:
+            lock.release()
+    if lost is not None:
+        raise CliError(lost)
     return 0
 
 

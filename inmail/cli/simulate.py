@@ -6,7 +6,7 @@ import re
 
 import click
 
-from inmail.cli.common import CliError, log_level_option, nats_option, nats_url, run
+from inmail.cli.common import CONTEXT_SETTINGS, CliError, log_level_option, nats_option, nats_url, run
 
 
 def _matching(pattern: re.Pattern[str], rule: str) -> object:
@@ -30,7 +30,7 @@ def _month_rule() -> re.Pattern[str]:
     return MONTH_PATTERN
 
 
-@click.command("simulate")
+@click.command("simulate", context_settings=CONTEXT_SETTINGS)
 @click.option("--members", type=click.IntRange(2), default=200, show_default=True, help="members")
 @click.option("--months", type=click.IntRange(1), default=3, show_default=True, help="simulated months")
 @click.option(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-import msgspec
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -14,8 +13,8 @@ from nats.js.api import StreamInfo
 from nats.js.errors import NotFoundError
 
 from contracts import subjects
-from contracts.replies import ErrorBody
 from eventstore import JetStreamEventStore, NatsUnreachable, StreamSpec, connect
+from inmail.client import InMailClient, InMailError, NoAnswer
 
 T = TypeVar("T")
 
@@ -25,13 +24,6 @@ REQUEST_TIMEOUT = 10.0
 
 class OperatorError(Exception):
     """A one-line message for the operator; the command exits non-zero."""
-
-
-class _Envelope(msgspec.Struct):
-    ok: bool
-    data: msgspec.Raw = msgspec.Raw(b"null")
-    as_of_seq: int = 0
-    error: ErrorBody | None = None
 
 
 @asynccontextmanager
@@ -47,25 +39,32 @@ async def connected(url: str) -> AsyncIterator[NATS]:
         await nc.close()
 
 
-async def ask(nc: NATS, subject: str, request: object, answer: type[T]) -> T:
-    """Send a request to the service; its reply's data as ``answer``, or an ``OperatorError``."""
-    timeout = REQUEST_TIMEOUT
+@asynccontextmanager
+async def service(nc: NATS) -> AsyncIterator[InMailClient]:
+    """The service's client on the command's connection: one attempt per request, no retries.
+
+    An operator wants to know at once that nothing answers, not after a retry deadline.
+    """
+    client = await InMailClient.over(nc, deadline=0, attempt_timeout=REQUEST_TIMEOUT)
     try:
-        reply = await nc.request(subject, msgspec.json.encode(request), timeout=timeout)
-    except NoRespondersError as exc:
-        raise OperatorError(
-            f"no InMail service answers on {subject} at {server_of(nc)}: is `inmail serve` running there?"
-        ) from exc
-    except (NatsTimeoutError, TimeoutError) as exc:
-        raise OperatorError(f"no answer on {subject} at {server_of(nc)} within {timeout:g}s") from exc
+        yield client
+    finally:
+        await client.close()
+
+
+async def ask(client: InMailClient, answer: Awaitable[T], subject: str) -> T:
+    """The answer to a call of ``client`` on ``subject``; a refusal or silence is an ``OperatorError``."""
     try:
-        envelope = msgspec.json.decode(reply.data, type=_Envelope)
-        if not envelope.ok:
-            error = envelope.error or ErrorBody("UNAVAILABLE", "no error given")
-            raise OperatorError(f"{subject} answered {error.code}: {error.message}")
-        return msgspec.json.decode(envelope.data, type=answer)
-    except msgspec.DecodeError as exc:
-        raise OperatorError(f"{subject} answered something unreadable: {exc}") from exc
+        return await answer
+    except InMailError as exc:
+        raise refused(client, exc, subject) from exc
+
+
+def refused(client: InMailClient, exc: InMailError, subject: str) -> OperatorError:
+    """The operator's one line for a refusal of (or no answer to) a request on ``subject``."""
+    if isinstance(exc, NoAnswer):
+        return OperatorError(f"{exc.message} at {server_of(client.nc)}: is `inmail serve` running there?")
+    return OperatorError(f"{subject} answered {exc.code}: {exc.message}")
 
 
 async def stream_info(nc: NATS, stream: str) -> StreamInfo:

@@ -17,9 +17,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from contracts import subjects
-from contracts.admin import Replay, ReplayStarted
-from contracts.queries import HealthData
-from inmail.ops.client import OperatorError, ask, check_from_seq, connected
+from inmail.ops.client import OperatorError, ask, check_from_seq, connected, service
 
 
 async def replay(
@@ -35,16 +33,16 @@ async def replay(
     out = out or sys.stdout
     check_from_seq(from_seq)
     started_at = time.monotonic()
-    async with connected(nats_url) as nc:
-        request = Replay(names=list(names) if names else None, from_seq=from_seq)
-        started = await ask(nc, subjects.admin("Replay"), request, ReplayStarted)
+    async with connected(nats_url) as nc, service(nc) as client:
+        requested = client.replay(list(names) if names else None, from_seq=from_seq)
+        started = await ask(client, requested, subjects.admin("Replay"))
         base = started.from_seq - 1
         total = max(started.target_seq - base, 0)
         with tqdm(
             total=total, unit="ev", desc="replay", disable=not progress, file=sys.stderr, leave=False
         ) as bar:
             while True:
-                health = await ask(nc, subjects.query("Health"), {}, HealthData)
+                health = await ask(client, client.health(), subjects.query("Health"))
                 for name in started.names:
                     problem = health.problems.get(name, "")
                     if problem.startswith("stopped"):

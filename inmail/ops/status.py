@@ -1,4 +1,5 @@
-"""``inmail status``: the stream's size and sequences, each projection's position and lag."""
+"""``inmail status``: the stream's size and sequences, the service's health: each projection's
+position and lag, each stream and bucket it needs."""
 
 from __future__ import annotations
 
@@ -6,39 +7,65 @@ import sys
 from typing import TextIO
 
 from contracts import subjects
-from contracts.queries import HealthData
-from inmail.ops.client import OperatorError, ask, connected, stream_info
+from contracts.queries import Dependency, HealthData
+from inmail.ops.client import OperatorError, ask, connected, service, stream_info
 
 
 async def status(nats_url: str, *, out: TextIO | None = None, stream: str = subjects.EVENTS_STREAM) -> int:
-    """Print the stream's size and sequences and each projection's position and lag.
+    """Print the stream's size and sequences, each projection's position and lag, and each stream
+    and bucket the service needs.
 
-    Exit code 1 when the service does not answer or a projection has a problem.
+    Exit code 1 unless the service answers and says ``ok``.
     """
     out = out or sys.stdout
-    async with connected(nats_url) as nc:
-        info = await stream_info(nc, stream)
-        state = info.state
-        lines = [
-            f"stream {stream}: {state.messages} events, {_size(state.bytes)}, "
-            f"seq {state.first_seq}..{state.last_seq}"
-        ]
-        code = 0
+    async with connected(nats_url) as nc, service(nc) as client:
         try:
-            health = await ask(nc, subjects.query("Health"), {}, HealthData)
+            state = (await stream_info(nc, stream)).state
+        except OperatorError as exc:
+            lines = [f"stream {stream}: {exc}"]
+        else:
+            lines = [
+                f"stream {stream}: {state.messages} events, {_size(state.bytes)}, "
+                f"seq {state.first_seq}..{state.last_seq}"
+            ]
+        try:
+            health = await ask(client, client.health(), subjects.query("Health"))
         except OperatorError as exc:
             lines.append(f"service: not answering ({exc})")
-            code = 1
-        else:
-            lines.append(f"service: {health.status}")
-            for name, seq in sorted(health.projections.items()):
-                line = f"  {name:<16} at seq {seq:>10}   lag {max(state.last_seq - seq, 0)}"
-                if name in health.problems:
-                    line += f"   {health.problems[name]}"
-                    code = 1
-                lines.append(line)
+            out.write("\n".join(lines) + "\n")
+            return 1
+    lines += _health_lines(health)
     out.write("\n".join(lines) + "\n")
-    return code
+    return 0 if health.status == "ok" else 1
+
+
+def _health_lines(health: HealthData) -> list[str]:
+    lines = [f"service: {health.status}"]
+    shown: set[str] = set()
+    for name, seq in sorted(health.projections.items()):
+        lag = health.lag.get(name)
+        # Never "lag 0" for a read model whose stream is out of reach or behind it.
+        line = f"  {name:<16} at seq {seq:>10}   lag {'unknown' if lag is None else lag}"
+        lines.append(_with_problem(line, name, health, shown))
+    for name, dependency in health.dependencies.items():
+        line = f"  {dependency.kind} {name:<20} {_replicas(dependency)}"
+        lines.append(_with_problem(line, name, health, shown))
+    problems = sorted(health.problems.items())
+    return lines + [f"  {name}: {problem}" for name, problem in problems if name not in shown]
+
+
+def _with_problem(line: str, name: str, health: HealthData, shown: set[str]) -> str:
+    if name not in health.problems:
+        return line
+    shown.add(name)
+    return f"{line}   {health.problems[name]}"
+
+
+def _replicas(dependency: Dependency) -> str:
+    if not dependency.reachable:
+        return "unreachable"
+    replicas = f"{dependency.replicas_current}/{dependency.replicas}"
+    return f"seq {dependency.last_seq:>10}   replicas {replicas} current"
 
 
 def _size(count: int) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, fields
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -22,16 +23,18 @@ from contracts import subjects
 from contracts.events import decode_event
 from contracts.notifications import EmailNotification
 from contracts.policy import policy
-from contracts.queries import (
-    CreditBalanceData,
-    EnforcementStatusData,
-    HealthData,
-    InboxPage,
-    LedgerPage,
-    ResponseStatsData,
-)
 from eventstore import JetStreamEventStore, StoreUnavailable, StreamSpec
-from inmail.ops.client import OperatorError, ask, check_from_seq, connected, events_store, stream_info
+from inmail.client import InMailClient, InMailError
+from inmail.ops.client import (
+    OperatorError,
+    ask,
+    check_from_seq,
+    connected,
+    events_store,
+    refused,
+    service,
+    stream_info,
+)
 from projections.reference import MemberCredits, ReferenceFold, SenderCounts
 
 T = TypeVar("T")
@@ -85,7 +88,7 @@ async def differences(
     events, up to ``rounds`` times.
     """
     check_from_seq(from_seq)
-    async with connected(nats_url) as nc:
+    async with connected(nats_url) as nc, service(nc) as client:
         store = events_store(nc, stream)
         fold = ReferenceFold()
         members: set[str] | None = None
@@ -102,9 +105,9 @@ async def differences(
                         raise OperatorError(f"the event at seq {message.seq} cannot be read: {exc}") from exc
                     fold.apply(message.seq, event)
             start = max(start, last + 1)
-            await ask(nc, subjects.query("Health"), {"min_seq": last}, HealthData)
+            await ask(client, client.health(min_seq=last), subjects.query("Health"))
             counts = fold.senders()
-            check = _Checker(nc, last, concurrency, fold)
+            check = _Checker(client.after(last), concurrency, fold)
             found = await check.all(
                 {m: fold.members[m] for m in (fold.members if members is None else members)},
                 {s: counts.get(s, SenderCounts()) for s in (counts if senders is None else senders)},
@@ -120,9 +123,8 @@ async def differences(
 class _Checker:
     """Asks the read models about members and senders, a bounded number at a time."""
 
-    def __init__(self, nc: NATS, min_seq: int, concurrency: int, fold: ReferenceFold) -> None:
-        self.nc = nc
-        self.min_seq = min_seq
+    def __init__(self, client: InMailClient, concurrency: int, fold: ReferenceFold) -> None:
+        self.client = client
         self.gate = asyncio.Semaphore(concurrency)
         self.fold = fold
 
@@ -136,19 +138,20 @@ class _Checker:
         results = await asyncio.gather(*checks)
         return [difference for result in results for difference in result]
 
-    async def ask(self, name: str, answer: type[T], **fields: Any) -> T | OperatorError:
+    async def ask(self, answer: Awaitable[T], name: str) -> T | None:
+        """The answer, or None for an unknown member."""
         async with self.gate:
             try:
-                return await ask(self.nc, subjects.query(name), {**fields, "min_seq": self.min_seq}, answer)
-            except OperatorError as exc:
-                if "UNKNOWN_MEMBER" not in str(exc):
-                    raise
-                return exc
+                return await answer
+            except InMailError as exc:
+                if exc.code == "UNKNOWN_MEMBER":
+                    return None
+                raise refused(self.client, exc, subjects.query(name)) from exc
 
     async def member(self, member_id: str, expected: MemberCredits) -> list[Difference]:
         what = f"member {member_id}"
-        balance = await self.ask("CreditBalance", CreditBalanceData, member_id=member_id)
-        if isinstance(balance, OperatorError):
+        balance = await self.ask(self.client.credit_balance(member_id), "CreditBalance")
+        if balance is None:
             return [Difference(what, "existence", "registered", "unknown")]
         rules = policy(expected.policy).tier(expected.tier)
         wanted: dict[str, object] = {
@@ -166,8 +169,8 @@ class _Checker:
             for name, value in wanted.items()
             if getattr(balance, name) != value
         ]
-        ledger = await self.ask("CreditLedger", LedgerPage, member_id=member_id, limit=1)
-        if not isinstance(ledger, OperatorError):
+        ledger = await self.ask(self.client.credit_ledger(member_id, limit=1), "CreditLedger")
+        if ledger is not None:
             latest = ledger.entries[0].balance_after if ledger.entries else 0
             if latest != expected.balance:
                 found.append(Difference(what, "ledger balance_after", expected.balance, latest))
@@ -175,8 +178,8 @@ class _Checker:
 
     async def stage(self, member_id: str) -> list[Difference]:
         expected = self.fold.stages[member_id]
-        status = await self.ask("EnforcementStatus", EnforcementStatusData, member_id=member_id)
-        if isinstance(status, OperatorError):
+        status = await self.ask(self.client.enforcement_status(member_id), "EnforcementStatus")
+        if status is None:
             return [Difference(f"member {member_id}", "enforcement", "registered", "unknown")]
         wanted = {
             "stage": expected.stage,
@@ -193,13 +196,14 @@ class _Checker:
         ]
 
     async def scheduled(self, sender_id: str) -> list[Difference]:
+        """The sender's scheduled box holds what the fold says is still pending."""
         pending, before = 0, None
         while True:
             page = await self.ask(
-                "Inbox", InboxPage, member_id=sender_id, box="scheduled", status="scheduled", limit=200,
-                before=before,
+                self.client.inbox(sender_id, box="scheduled", status="scheduled", limit=200, before=before),
+                "Inbox",
             )
-            if isinstance(page, OperatorError):
+            if page is None:
                 return [Difference(f"sender {sender_id}", "existence", "registered", "unknown")]
             pending += len(page.items)
             if page.next is None:
@@ -211,8 +215,8 @@ class _Checker:
         return [Difference(f"sender {sender_id}", "scheduled", expected, pending)]
 
     async def sender(self, sender_id: str, expected: SenderCounts) -> list[Difference]:
-        stats = await self.ask("ResponseStats", ResponseStatsData, sender_id=sender_id)
-        assert not isinstance(stats, OperatorError)
+        stats = await self.ask(self.client.response_stats(sender_id), "ResponseStats")
+        assert stats is not None
         return [
             Difference(f"sender {sender_id}", name, getattr(expected, name), getattr(stats, name))
             for name in (field.name for field in fields(SenderCounts))

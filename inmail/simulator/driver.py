@@ -1,8 +1,9 @@
 """Sending a run's commands to the service over NATS and settling the replies.
 
-The simulator is a client of the contract and nothing more: it sends commands on
-``inmail.cmd.*`` with trusted client time (``occurred_at``) and reads the reply
-envelopes. Before the first day a probe checks that the service honours that time.
+The simulator is a client of the contract and nothing more: it sends commands
+through the client library (``inmail.client``) with trusted client time
+(``occurred_at``), which retries an unanswered command with its command_id.
+Before the first day a probe checks that the service honours that time.
 Each phase's commands run concurrently (bounded), except that commands whose order
 could change an outcome (one chain: one aggregate, or one InMail's responses) run one
 after the other in planned order; with every draw made while planning, the same seed
@@ -15,18 +16,21 @@ import asyncio
 import secrets
 import time
 from collections import deque
-from typing import Any, Final
 
-import msgspec
-import nats
-import nats.errors
 from nats.aio.client import Client as NATS
 from tqdm import tqdm
 
-from contracts import subjects
-from contracts.commands import Command, RefreshCredits, RegisterMember, RunDue, SendBulkInMail, SendInMail
-from contracts.replies import BulkSentData, RunDueData, SentData
+from contracts.commands import Command, RefreshCredits, RegisterMember, SendInMail
 from contracts.types import month_start
+from inmail.client import (
+    InMailClient,
+    InMailError,
+    NoAnswer,
+    RunDueResult,
+    SendBulkInMailResult,
+    SendInMailResult,
+    Written,
+)
 from inmail.simulator.model import SimInMail, Step
 from inmail.simulator.options import SimulationOptions
 from inmail.simulator.planner import Planner
@@ -37,26 +41,18 @@ class SimulationError(Exception):
     """The simulation cannot run (or go on): unreachable NATS, no service, untrusted time."""
 
 
-class _Error(msgspec.Struct, frozen=True):
-    code: str
-    message: str = ""
+PROBE_DEADLINE = 5.0
+"""Seconds the probe gives a service to answer: a missing one is reported soon."""
 
-
-class _Reply(msgspec.Struct, frozen=True):
-    ok: bool
-    data: msgspec.Raw = msgspec.Raw(b"null")
-    seq: int = 0
-    error: _Error | None = None
-
-
-RETRIES: Final = 6
+Outcome = Written | InMailError
+"""A command's typed reply, or its refusal."""
 
 
 class Simulation:
     """One run: plans each day from the seed and sends it over one NATS connection."""
 
-    def __init__(self, nc: NATS, options: SimulationOptions) -> None:
-        self.nc = nc
+    def __init__(self, client: InMailClient, options: SimulationOptions) -> None:
+        self.client = client
         self.options = options.validated()
         self.planner = Planner(self.options)
         self.prefix = self.planner.prefix
@@ -64,8 +60,6 @@ class Simulation:
         self.tally.floor_sender = next(
             (m.member_id for m in self.planner.world.members if m.floor_sender), None
         )
-        self._encoder = msgspec.json.Encoder()
-        self._decoder = msgspec.json.Decoder(_Reply)
 
     async def run(self) -> Summary:
         """Probe the service, then play every day; the summary of what happened."""
@@ -81,6 +75,7 @@ class Simulation:
                 bar.set_postfix(
                     commands=sum(tally.commands.values()), refused=sum(tally.refusals.values()), refresh=False
                 )
+        tally.retries = self.client.stats.retries
         return tally.summary(self.options, time.perf_counter() - started)
 
     async def _probe(self) -> int:
@@ -106,14 +101,13 @@ class Simulation:
                 tier="premium_career",
             )
         )
-        if not registered.ok:
-            code = registered.error.code if registered.error else "?"
-            if code == "MEMBER_EXISTS":
+        if isinstance(registered, InMailError):
+            if registered.code == "MEMBER_EXISTS":
                 raise SimulationError(
                     f"id prefix {self.prefix} was already used against this service; choose another "
                     "--id-prefix (or leave it out for a random one)"
                 )
-            raise SimulationError(f"the service refused the probe member: {_describe(registered)}")
+            raise SimulationError(f"the service refused the probe member: {registered}")
         refreshed = await self._probe_request(
             RefreshCredits(
                 command_id=f"{self.prefix}-probe-{nonce}-f",
@@ -122,21 +116,22 @@ class Simulation:
                 month=self.options.start or "",
             )
         )
-        if refreshed.error is not None and refreshed.error.code != "INVALID_TIME":
-            raise SimulationError(f"the service refused the probe's refresh: {_describe(refreshed)}")
+        if isinstance(refreshed, InMailError) and refreshed.code != "INVALID_TIME":
+            raise SimulationError(f"the service refused the probe's refresh: {refreshed}")
         # INVALID_TIME: by the server's clock the simulated start month has not begun yet.
-        if not refreshed.ok or refreshed.seq <= registered.seq:
+        if isinstance(refreshed, InMailError) or refreshed.seq <= registered.seq:
             raise SimulationError(
                 "the InMail service ignores client time (occurred_at), so simulated months cannot "
                 "be replayed: restart it with `inmail serve --trust-client-time`"
             )
         return refreshed.seq
 
-    async def _probe_request(self, command: Command) -> _Reply:
+    async def _probe_request(self, command: Command) -> Outcome:
         try:
-            return await self._request(command)
+            return await self._request(command, self.client.within(PROBE_DEADLINE))
         except SimulationError as exc:
-            url = self.nc.connected_url.geturl() if self.nc.connected_url else "the NATS server"
+            nc = self.client.nc
+            url = nc.connected_url.geturl() if nc.connected_url else "the NATS server"
             raise SimulationError(
                 f"no InMail service answers at {url} ({exc}); start one with "
                 "`inmail serve --trust-client-time`"
@@ -156,59 +151,36 @@ class Simulation:
 
         await asyncio.gather(*(worker() for _ in range(min(self.options.concurrency, len(queue)))))
 
-    async def _request(self, command: Command) -> _Reply:
-        """Send one command; retried with the same command_id while the outcome is unknown."""
-        name = type(command).__name__
-        subject = subjects.command(name)
-        payload = self._encoder.encode(command)
-        failure: _Reply | None = None
-        problem = ""
-        for attempt in range(RETRIES):
-            if attempt:
-                self.tally.retries += 1
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
-            try:
-                message = await self.nc.request(subject, payload, timeout=self.options.timeout)
-            except nats.errors.NoRespondersError:
-                problem = "no responders"
-                continue
-            except nats.errors.TimeoutError:
-                # The command may or may not have been recorded; the same command_id settles it.
-                problem = f"no reply within {self.options.timeout:g} s"
-                continue
-            except nats.errors.ConnectionClosedError as exc:
-                raise SimulationError(f"the NATS connection closed: {exc}") from exc
-            reply = self._decoder.decode(message.data)
-            if reply.ok or reply.error is None or reply.error.code != "UNAVAILABLE":
-                return reply
-            failure = reply
-        if failure is not None:
-            return failure
-        raise SimulationError(f"{name}: {problem} after {RETRIES} attempts")
+    async def _request(self, command: Command, client: InMailClient | None = None) -> Outcome:
+        """Send one command; its reply or refusal. No answer by the client's deadline ends the run."""
+        try:
+            return await (client or self.client).send(command)
+        except NoAnswer as exc:
+            raise SimulationError(f"{type(command).__name__}: {exc.message}") from exc
+        except InMailError as refusal:
+            return refusal
 
-    def _settle(self, step: Step, reply: _Reply) -> None:
+    def _settle(self, step: Step, reply: Outcome) -> None:
         """Count a reply and let a success shape the future (its ids, its scheduled actions)."""
         self.tally.commands[type(step.command).__name__] += 1
-        if not reply.ok:
-            self.tally.refusals[reply.error.code if reply.error else "?"] += 1
+        if isinstance(reply, InMailError):
+            self.tally.refusals[reply.code] += 1
             return
         self.tally.last_seq = max(self.tally.last_seq, reply.seq)
-        if isinstance(step.command, SendInMail):
-            single = msgspec.json.decode(reply.data, type=SentData)
+        if isinstance(reply, SendInMailResult):
+            assert isinstance(step.command, SendInMail)
             if step.command.send_at is not None:
-                self.planner.world.schedule(step.inmails[0], single.inmail_id)
+                self.planner.world.schedule(step.inmails[0], reply.inmail_id)
                 self.tally.scheduled += 1
             else:
-                self._sent(step.inmails[0], single.inmail_id)
+                self._sent(step.inmails[0], reply.inmail_id)
             self.tally.automated_follow_ups += step.command.automated_follow_up is not None
-        elif isinstance(step.command, RunDue):
-            ran = msgspec.json.decode(reply.data, type=RunDueData)
-            self.tally.due.update(ran.outcomes)
+        elif isinstance(reply, RunDueResult):
+            self.tally.due.update(reply.outcomes)
             for inmail in step.delivers:
                 self.tally.count_sent(inmail)
-        elif isinstance(step.command, SendBulkInMail):
-            bulk = msgspec.json.decode(reply.data, type=BulkSentData)
-            for inmail, inmail_id in zip(step.inmails, bulk.inmail_ids, strict=True):
+        elif isinstance(reply, SendBulkInMailResult):
+            for inmail, inmail_id in zip(step.inmails, reply.inmail_ids, strict=True):
                 self._sent(inmail, inmail_id)
         elif step.responds_to is not None:
             self.planner.world.responded(step.responds_to, declined=step.declines)
@@ -224,43 +196,20 @@ def _previous_month(month: str) -> str:
     return f"{year - (number == 1):04d}-{(number - 2) % 12 + 1:02d}"
 
 
-def _describe(reply: _Reply) -> str:
-    return f"{reply.error.code}: {reply.error.message}" if reply.error else "no error given"
-
-
 # Entry points ------------------------------------------------------------------------
 
 
 async def simulate(target: NATS | str, options: SimulationOptions | None = None) -> Summary:
     """Run a simulation against the service behind ``target`` (a connection or a NATS URL)."""
+    options = options or SimulationOptions()
     if isinstance(target, str):
-        nc = await _connect(target)
         try:
-            return await Simulation(nc, options or SimulationOptions()).run()
-        finally:
-            await nc.close()
-    return await Simulation(target, options or SimulationOptions()).run()
-
-
-async def _connect(url: str) -> NATS:
-    async def quiet(*_: Any) -> None:
-        # nats-py reports every connection hiccup on stderr; the requests' errors say enough.
-        return None
-
-    try:
-        # Few attempts at first, so an unreachable URL fails in seconds, not minutes.
-        nc = await nats.connect(
-            url,
-            name="inmail-simulate",
-            connect_timeout=2,
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.25,
-            error_cb=quiet,
-            disconnected_cb=quiet,
-            reconnected_cb=quiet,
-            closed_cb=quiet,
-        )
-    except Exception as exc:
-        raise SimulationError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
-    nc.options["max_reconnect_attempts"] = 60
-    return nc
+            client = await InMailClient.connect(
+                target, name="inmail-simulate", attempt_timeout=options.timeout
+            )
+        except InMailError as exc:
+            raise SimulationError(exc.message) from exc
+    else:
+        client = await InMailClient.over(target, attempt_timeout=options.timeout)
+    async with client:
+        return await Simulation(client, options).run()

@@ -20,16 +20,15 @@ import time
 from collections.abc import Sequence
 
 import msgspec
-from nats.aio.client import Client as NATS
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from contracts import subjects
 from contracts.notifications import EmailNotification, notification_id
-from eventstore import JetStreamEventStore, StreamSpec
+from eventstore import JetStreamEventStore
 from services.contacts import Contacts
 from services.due.index import Alert
-from services.monthly_refresh import scheduler_bucket
+from services.monthly_refresh import ensure_bucket
 
 log = logging.getLogger("inmail.notifications")
 
@@ -41,17 +40,14 @@ class Notifier:
 
     def __init__(
         self,
-        nc: NATS,
+        stream: JetStreamEventStore,
         contacts: Contacts,
-        spec: StreamSpec,
         *,
-        timeout: float = 5.0,
         concurrency: int = 64,
         save_every: float = 1.0,
     ) -> None:
-        self.stream = JetStreamEventStore(nc, spec, timeout=timeout)
+        self.stream = stream
         self.contacts = contacts
-        self.timeout = timeout
         self.concurrency = concurrency
         self.save_every = save_every
         self.watermark = 0
@@ -63,9 +59,8 @@ class Notifier:
         self._encoder = msgspec.json.Encoder()
 
     async def start(self) -> None:
-        """Make sure the stream exists; read the watermark."""
-        await self.stream.ensure_stream()
-        self._kv = await scheduler_bucket(self.stream.js)
+        """Read the watermark (the stream and the bucket exist: the composition root made them)."""
+        self._kv = await ensure_bucket(self.stream.js)
         try:
             entry = await self._kv.get(WATERMARK_KEY)
         except KeyNotFoundError:
@@ -113,8 +108,8 @@ class Notifier:
         await self.stream.js.publish(
             subjects.email_notification(alert.recipient_id),
             self._encoder.encode(body),
-            timeout=self.timeout,
-            stream=subjects.NOTIFICATIONS_STREAM,
+            timeout=self.stream.timeout,
+            stream=self.stream.spec.name,
             headers={"Nats-Msg-Id": alert_id},
         )
 

@@ -35,7 +35,7 @@ from services.due.index import Alert, DueIndex
 from services.due.items import DueItem
 from services.due.notifier import Notifier
 from services.executor import Clock, CommandExecutor, system_clock
-from services.monthly_refresh import scheduler_bucket
+from services.monthly_refresh import ensure_bucket
 
 log = logging.getLogger("inmail.due")
 
@@ -78,7 +78,7 @@ class DueWork:
         """Fold the log so far, then follow it; without trusted time, start performing."""
         if self.notifier is not None:
             await self.notifier.start()
-        self._receipts = await scheduler_bucket(self.events.js)
+        self._receipts = await ensure_bucket(self.events.js)
         target = await self.events.last_seq()
         self._tasks.append(asyncio.create_task(self._follow(), name="due-work-index"))
         await self.caught_up(target)

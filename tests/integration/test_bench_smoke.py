@@ -210,3 +210,23 @@ def test_quick_growth_reports_sizes_big_member_and_memory(tmp_path: Path) -> Non
         assert number(memory[3]) > 0 and "KiB" in memory[4]
     for setting in ("durable", "relaxed"):
         assert re.search(rf"{setting}: p99 latency at 1 in flight, .* \d+\.\d\dx", stdout)
+
+
+def test_quick_client_compares_the_library_with_a_bare_request(tmp_path: Path) -> None:
+    report, stdout = run_quick("bench.client", tmp_path)
+    for section in settings_of(report).values():
+        bare = table_rows(section, "bare nats-py request")
+        library = table_rows(section, "inmail.client")
+        assert [int(row[1]) for row in bare] == [int(row[1]) for row in library] == [1, 64]
+        for plain, ours in zip(bare, library, strict=True):
+            assert number(plain[2]) > 0 and number(ours[2]) > 0
+            assert ratio_of(plain[7]) == 1.0
+            assert ratio_of(ours[7]) == pytest.approx(number(ours[2]) / number(plain[2]), rel=0.02, abs=0.011)
+            assert all(re.fullmatch(FIGURE, cell) for cell in (*ours[4:7], *plain[4:7]))
+    for setting in ("durable", "relaxed"):
+        for in_flight in (1, 64):
+            assert re.search(
+                rf"{setting}: inmail.client at {in_flight} in flight is \d+\.\d\dx the bare request's rate, "
+                r"[+-]\d+ µs client CPU per send \((meets|MISSES) the 0.9x target\)",
+                stdout,
+            )

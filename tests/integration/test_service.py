@@ -1,4 +1,4 @@
-"""Every command over NATS, end to end into JetStream, through the FastStream handlers."""
+"""Every command over NATS, end to end into JetStream, through the service's own subscriptions."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import os
 import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from contracts import subjects
 from contracts.commands import COMMANDS
+from contracts.replies import REPLY_DATA
 from contracts.types import month_of
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
@@ -48,17 +51,24 @@ async def client(server: EmbeddedNatsServer, service: InMailService) -> AsyncIte
 
 @at_any_time
 async def test_every_command_answers_with_the_contract_envelope(client: Client, clock: ShiftedClock) -> None:
+    answered: dict[str, dict[str, Any]] = {}
+
+    async def ok(name: str, **fields: Any) -> dict[str, Any]:
+        answered[name] = await client.ok(name, **fields)
+        return answered[name]
+
     sender = await client.register("recruiter")
     recipient = await client.register()
-    other = await client.register("free")
-    assert (await client.ok("ChangeTier", member_id=other, tier="premium_business"))["data"]["tier"] == (
+    other = new_id("m")
+    await ok("RegisterMember", member_id=other, display_name="O", email="o@example.com", tier="free")
+    assert (await ok("ChangeTier", member_id=other, tier="premium_business"))["data"]["tier"] == (
         "premium_business"
     )
-    await client.ok("UpdatePreferences", member_id=recipient, open_profile=True)
-    await client.ok("ConnectMembers", member_id=sender, other_member_id=other)
+    await ok("UpdatePreferences", member_id=recipient, open_profile=True)
+    await ok("ConnectMembers", member_id=sender, other_member_id=other)
     # The service's current month, already refreshed at registration: answered, nothing new.
-    await client.ok("RefreshCredits", member_id=sender, month=month_of(clock()))
-    sent = await client.ok("SendInMail", sender_id=sender, recipient_id=other, subject="Hi", body="Role?")
+    await ok("RefreshCredits", member_id=sender, month=month_of(clock()))
+    sent = await ok("SendInMail", sender_id=sender, recipient_id=other, subject="Hi", body="Role?")
     assert sent["data"] == {
         "inmail_id": sent["data"]["inmail_id"],
         "charged": False,
@@ -66,22 +76,28 @@ async def test_every_command_answers_with_the_contract_envelope(client: Client, 
         "credits_left": 150,
         "scheduled_for": None,
     }
-    bulk = await client.ok(
+    bulk = await ok(
         "SendBulkInMail", sender_id=sender, recipient_ids=[recipient, other], subject="Hi", body="Roles"
     )
     assert len(bulk["data"]["inmail_ids"]) == 2
     inmail_id = bulk["data"]["inmail_ids"][0]
-    read = await client.ok("MarkInMailRead", inmail_id=inmail_id, member_id=recipient)
-    await client.ok("AcknowledgeInMail", inmail_id=inmail_id, member_id=recipient)
-    declined = await client.ok("DeclineInMail", inmail_id=inmail_id, member_id=recipient, reason="busy")
-    replied = await client.ok("RecordReply", inmail_id=inmail_id, member_id=recipient, body="Actually yes")
+    read = await ok("MarkInMailRead", inmail_id=inmail_id, member_id=recipient)
+    await ok("AcknowledgeInMail", inmail_id=inmail_id, member_id=recipient)
+    declined = await ok("DeclineInMail", inmail_id=inmail_id, member_id=recipient, reason="busy")
+    replied = await ok("RecordReply", inmail_id=inmail_id, member_id=recipient, body="Actually yes")
     assert declined["data"]["refunded"] is False  # Open Profile: the InMail was free
     assert replied["data"]["refunded"] is False
-    await client.ok("BlockMember", member_id=recipient, blocked_member_id=sender)
+    await ok("BlockMember", member_id=recipient, blocked_member_id=sender)
     again = await client.ok("MarkInMailRead", inmail_id=inmail_id, member_id=recipient)
     assert again["seq"] == read["seq"]
     for reply in (sent, bulk, read, declined, replied):
         assert isinstance(reply["seq"], int) and reply["seq"] > 0
+    # Each reply's data is what the contract (and the reference page) says it is.
+    assert set(answered) == {command.__name__ for command in COMMANDS}
+    for command in COMMANDS:
+        data = answered[command.__name__]["data"]
+        assert set(data) == set(REPLY_DATA[command].__struct_fields__), command.__name__
+        msgspec.convert(data, REPLY_DATA[command])
 
 
 async def test_refusals_carry_the_contract_error_codes_and_write_nothing(client: Client) -> None:
@@ -175,6 +191,18 @@ async def test_bad_input_on_every_command_subject_is_refused_and_the_service_kee
         assert reply["ok"] is False
         assert reply["error"]["code"] == "INVALID_COMMAND", (body[:60], reply)
     assert (await client.query("Health"))["ok"] is True
+
+
+async def test_a_command_without_a_reply_subject_is_ignored(client: Client) -> None:
+    # JetStream can be made to publish events onto any subject: only requests are commands.
+    member_id = new_id("m")
+    fields = {"member_id": member_id, "display_name": "M", "email": "m@example.com", "tier": "free"}
+    await client.nc.publish(
+        subjects.command("RegisterMember"), msgspec.json.encode({"command_id": new_id("cmd"), **fields})
+    )
+    # Had it been taken for a command, this one (handed over after it) would find the member.
+    registered = await client.command("RegisterMember", **fields)
+    assert registered["ok"] is True, registered
 
 
 async def test_a_one_megabyte_body_in_a_valid_command_is_body_too_long(client: Client) -> None:

@@ -1,8 +1,7 @@
-"""Running projections in a test, asking them questions, and serving them over NATS."""
+"""Running projections in a test and asking them questions over NATS, as clients do."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -11,11 +10,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 
 from contracts import subjects
 from eventstore import JetStreamEventStore
+from inmail.app import wait_until_answering
+from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
 from projections.base import Batch, Projection
 from projections.credits import CreditsProjection
 from projections.db import Tx
@@ -30,12 +29,23 @@ CATCH_UP = 30.0
 async def running(
     store: JetStreamEventStore, url: str, **options: Any
 ) -> AsyncIterator[tuple[Projections, QueryService]]:
+    """Projections in ``url``, answering queries on the store's NATS server as the service does."""
     projections = Projections(store, url, **options)
-    await projections.start()
+    service = QueryService(projections, store)
+    server = store.nc.connected_url
+    assert server is not None
+    broker = build_query_broker(server.geturl(), service)
+    await broker.start()
     try:
-        yield projections, QueryService(projections, store)
+        await wait_until_answering(store.nc, LAST_SUBSCRIBED)
+        # Started last, so a test sees the positions as they were when the projections started.
+        await projections.start()
+        try:
+            yield projections, service
+        finally:
+            await projections.stop()
     finally:
-        await projections.stop()
+        await broker.stop()
 
 
 async def caught_up(projections: Projections, seq: int, names: list[str] | None = None) -> None:
@@ -44,9 +54,14 @@ async def caught_up(projections: Projections, seq: int, names: list[str] | None 
 
 async def ask(service: QueryService, name: str, **fields: Any) -> dict[str, Any]:
     """The decoded reply envelope of a query."""
-    body = msgspec.json.encode({k: _wire(v) for k, v in fields.items()})
-    reply: dict[str, Any] = msgspec.json.decode(await service.handle_raw(name, body))
-    return reply
+    return await ask_raw(service, name, msgspec.json.encode({k: _wire(v) for k, v in fields.items()}))
+
+
+async def ask_raw(service: QueryService, name: str, body: bytes) -> dict[str, Any]:
+    """The decoded reply envelope of a query's body, sent over NATS (the store's connection)."""
+    reply = await service.event_store.nc.request(subjects.query(name), body, timeout=CATCH_UP)
+    decoded: dict[str, Any] = msgspec.json.decode(reply.data)
+    return decoded
 
 
 async def data(service: QueryService, name: str, **fields: Any) -> Any:
@@ -108,40 +123,6 @@ async def everything(
     for since, until in itertools.pairwise(times):
         answers[f"stats {since}..{until}"] = await data(service, "ResponseStats", since=since, until=until)
     return answers
-
-
-class Responder:
-    """The query service on NATS, answering as the service's handlers do (core request/reply)."""
-
-    def __init__(self, nc: NATS, service: QueryService) -> None:
-        self.nc = nc
-        self.service = service
-        self.subscriptions: list[Any] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self.subscriptions.append(
-            await self.nc.subscribe(f"{subjects.QUERY_ROOT}.*", queue=subjects.QUERY_QUEUE, cb=self._on)
-        )
-        self.subscriptions.append(await self.nc.subscribe(subjects.admin("Replay"), cb=self._on))
-        # The server knows the subscriptions once it answered a PING sent after them.
-        await self.nc.flush()
-
-    async def _on(self, msg: Msg) -> None:
-        # One task per request: a query waiting for min_seq must not hold up the others.
-        task = asyncio.create_task(self._answer(msg))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _answer(self, msg: Msg) -> None:
-        name = msg.subject.rsplit(".", 1)[-1]
-        await msg.respond(await self.service.handle_raw(name, msg.data))
-
-    async def stop(self) -> None:
-        for subscription in self.subscriptions:
-            await subscription.unsubscribe()
-        for task in list(self.tasks):
-            task.cancel()
 
 
 class SimulatedCrash(BaseException):

@@ -5,41 +5,21 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import msgspec
 import pytest
 
-from eventstore import JetStreamEventStore, connect
+from eventstore import JetStreamEventStore
 from inmail.natsserver import EmbeddedNatsServer
 from inmail.ops.client import OperatorError
 from inmail.ops.events import events
 from inmail.ops.replay import replay
 from inmail.ops.status import status
 from inmail.ops.verify import differences, verify
-from projections.queries import QueryService
-from projections.runner import Projections
-from tests.integration.projections.support import Responder, caught_up, everything, running
+from tests.integration.projections.support import caught_up, everything, running
 from tests.integration.projections.world import DAY, T0, World, populate
 
 TIMES = [T0 + n * 20 * DAY for n in range(10)]
-
-
-@asynccontextmanager
-async def service_on_nats(
-    store: JetStreamEventStore, url: str, nats_url: str
-) -> AsyncIterator[tuple[Projections, QueryService]]:
-    """Projections answering queries and replays on NATS, as the service does."""
-    nc = await connect(nats_url)
-    async with running(store, url) as (projections, service):
-        responder = Responder(nc, service)
-        await responder.start()
-        try:
-            yield projections, service
-        finally:
-            await responder.stop()
-            await nc.close()
 
 
 async def test_status_shows_the_stream_and_each_projection_with_its_lag(
@@ -47,7 +27,7 @@ async def test_status_shows_the_stream_and_each_projection_with_its_lag(
 ) -> None:
     world = World(store)
     await populate(world, steps=40)
-    async with service_on_nats(store, sqlite_url, private_nats.url) as (projections, _service):
+    async with running(store, sqlite_url) as (projections, _service):
         await caught_up(projections, world.last_seq)
         out = io.StringIO()
         code = await status(private_nats.url, out=out)
@@ -67,7 +47,7 @@ async def test_replay_rebuilds_through_the_running_service_with_the_same_answers
 ) -> None:
     world = World(store)
     await populate(world, steps=150)
-    async with service_on_nats(store, sqlite_url, private_nats.url) as (projections, service):
+    async with running(store, sqlite_url) as (projections, service):
         await caught_up(projections, world.last_seq)
         before = await everything(service, world.members, TIMES)
         code = await replay(private_nats.url, None, 1, progress=True)
@@ -88,7 +68,7 @@ async def test_replay_rebuilds_through_the_running_service_with_the_same_answers
 async def test_replay_names_what_is_wrong_in_one_line(
     store: JetStreamEventStore, sqlite_url: str, private_nats: EmbeddedNatsServer
 ) -> None:
-    async with service_on_nats(store, sqlite_url, private_nats.url):
+    async with running(store, sqlite_url):
         with pytest.raises(OperatorError, match="answered INVALID_QUERY: names: unknown projection inbx"):
             await replay(private_nats.url, ["inbx"], 1, progress=False)
         with pytest.raises(OperatorError, match="--from-seq must be 1 or more"):
@@ -100,7 +80,7 @@ async def test_verify_agrees_with_healthy_read_models_and_lists_every_tampered_v
 ) -> None:
     world = World(store)
     await populate(world, steps=200)
-    async with service_on_nats(store, sqlite_url, private_nats.url) as (projections, _service):
+    async with running(store, sqlite_url) as (projections, _service):
         await caught_up(projections, world.last_seq)
         out = io.StringIO()
         assert await verify(private_nats.url, out=out) == 0

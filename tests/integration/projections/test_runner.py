@@ -234,7 +234,7 @@ async def test_kill_9_in_the_middle_of_a_rebuild_then_a_restart_ends_as_a_clean_
 
 
 async def test_a_killed_writer_process_is_started_again_and_the_result_is_a_clean_run(
-    store: JetStreamEventStore, sqlite_url: str, tmp_path: Path
+    store: JetStreamEventStore, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     world = await populated(store, steps=200)
     clean = await answers_of(store, f"sqlite:///{tmp_path / 'clean.db'}", world)
@@ -247,6 +247,8 @@ async def test_a_killed_writer_process_is_started_again_and_the_result_is_a_clea
         await caught_up(projections, world.last_seq)
         assert projections.writer_pid not in (None, first)
         assert projections.problems() == {}
+        # Revived, and said so: an operator reading the log sees the writer died.
+        assert "the writer process ended" in caplog.text and "starting it again" in caplog.text
         assert await everything(service, world.members, TIMES) == clean
 
 

@@ -1,0 +1,159 @@
+"""The query and operator subjects as FastStream handlers: each takes its decoded request and
+returns the reply, which FastStream sends back to the requester.
+
+Decoding is ours, per subject, strictly, with msgspec: FastDepends' msgspec
+serializer converts leniently (``"5"`` would pass as an int) and cannot cast a
+reply union of untagged Structs, so the broker runs with ``apply_types=False`` and
+each subscriber gets a decoder for its Struct. Every malformed body is answered
+``INVALID_QUERY`` naming the field; an empty body is an empty object (a bare
+``Health`` request is natural).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import msgspec
+from fast_depends.msgspec import MsgSpecSerializer
+from faststream import AckPolicy
+from faststream.middlewares import BaseMiddleware
+from faststream.nats import NatsBroker, NatsMessage, NatsRouter
+from faststream.nats.subscriber import CoreSubscriber
+
+from contracts import replies
+from contracts.admin import Replay
+from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
+from contracts.replies import Failure, QueryOk
+from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route
+
+log = logging.getLogger("inmail.queries")
+
+Reply = QueryOk | Failure
+
+_BY_REQUEST = {route.request: route for route in (*ADMIN_ROUTES, *QUERY_ROUTES)}
+LAST_SUBSCRIBED = _BY_REQUEST[Health].subject
+"""Health is subscribed last: once it answers, the server knows every subscription before it."""
+
+
+class QueryAnswers(Protocol):
+    """What the handlers ask of the read side: ``projections.queries.QueryService``."""
+
+    async def health(self, query: Health) -> Reply: ...
+    async def inbox(self, query: Inbox) -> Reply: ...
+    async def credit_balance(self, query: CreditBalance) -> Reply: ...
+    async def credit_ledger(self, query: CreditLedger) -> Reply: ...
+    async def response_stats(self, query: ResponseStats) -> Reply: ...
+    async def enforcement_status(self, query: EnforcementStatus) -> Reply: ...
+    async def replay(self, request: Replay) -> Reply: ...
+
+
+def build_query_broker(
+    nats_url: str, answers: QueryAnswers, *, max_in_flight: int = 1024, graceful_timeout: float = 15.0
+) -> NatsBroker:
+    """A FastStream broker answering every query and operator subject from ``answers``."""
+    broker = NatsBroker(
+        nats_url,
+        logger=None,
+        name="inmail-queries",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        graceful_timeout=graceful_timeout,
+        serializer=MsgSpecSerializer(),  # encodes the Structs the handlers return
+        apply_types=False,
+    )
+    broker.include_router(query_router(answers, max_in_flight=max_in_flight))
+    return broker
+
+
+def query_router(answers: QueryAnswers, *, max_in_flight: int = 1024) -> NatsRouter:
+    """A handler per query and operator subject, each calling the method of ``answers`` named after it."""
+    router = NatsRouter(middlewares=(RequestsOnly,))
+
+    def subscriber(request: type[msgspec.Struct]) -> CoreSubscriber:
+        route = _BY_REQUEST[request]
+        return router.subscriber(
+            route.subject,
+            queue=route.queue,
+            decoder=_decoder(route),
+            # Each request in a task of its own (a query may wait up to 5 s for min_seq).
+            max_workers=max_in_flight,
+            # Core NATS has nothing to acknowledge: no acknowledgement middleware per message.
+            ack_policy=AckPolicy.MANUAL,
+            title=route.name,
+            description=route.description,
+        )
+
+    # Subscribed in this order on one connection; Health last (LAST_SUBSCRIBED).
+    @subscriber(Replay)
+    async def replay(request: Replay) -> Reply:
+        return await answers.replay(request)
+
+    @subscriber(Inbox)
+    async def inbox(query: Inbox) -> Reply:
+        return await answers.inbox(query)
+
+    @subscriber(CreditBalance)
+    async def credit_balance(query: CreditBalance) -> Reply:
+        return await answers.credit_balance(query)
+
+    @subscriber(CreditLedger)
+    async def credit_ledger(query: CreditLedger) -> Reply:
+        return await answers.credit_ledger(query)
+
+    @subscriber(ResponseStats)
+    async def response_stats(query: ResponseStats) -> Reply:
+        return await answers.response_stats(query)
+
+    @subscriber(EnforcementStatus)
+    async def enforcement_status(query: EnforcementStatus) -> Reply:
+        return await answers.enforcement_status(query)
+
+    @subscriber(Health)
+    async def health(query: Health) -> Reply:
+        return await answers.health(query)
+
+    return router
+
+
+class MalformedRequest(Exception):
+    """A body that is not the request's Struct; answered ``INVALID_QUERY`` with this message."""
+
+
+def _decoder(route: Route) -> Callable[[NatsMessage], Awaitable[Any]]:
+    decoder = msgspec.json.Decoder(route.request)
+    what = f"{route.name} {'request' if route in ADMIN_ROUTES else 'query'}"
+
+    async def decode(message: NatsMessage) -> Any:
+        try:
+            return decoder.decode(message.body.strip() or b"{}")
+        except msgspec.ValidationError as exc:
+            raise MalformedRequest(f"invalid {what}: {exc}") from None
+        except msgspec.DecodeError:
+            raise MalformedRequest(f"invalid {what}: the body is not JSON") from None
+
+    return decode
+
+
+class RequestsOnly(BaseMiddleware):
+    """Answers requests only, and every one of them, never with an exception.
+
+    A message without a reply subject is no request: JetStream can be made to publish
+    onto any subject (a push consumer's deliver subject), so such messages are dropped.
+    """
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: Any) -> Any:
+        """Drop what is not a request; turn failures into failure replies."""
+        subject = msg.raw_message.subject
+        if not msg.reply_to:
+            log.debug("ignored a message without a reply subject on %s", subject)
+            return None
+        try:
+            return await call_next(msg)
+        except MalformedRequest as exc:
+            return replies.failure("INVALID_QUERY", str(exc))
+        except Exception:
+            name = subject.rsplit(".", 1)[-1]
+            log.exception("%s could not be answered", name)
+            return replies.failure("UNAVAILABLE", f"{name} could not be answered; try again")

@@ -291,10 +291,16 @@ def refreshed(
 
 
 def preferences(
-    member_id: str, *, open_profile: bool = False, inmail_opt_out: bool = False, at: datetime = T0
+    member_id: str,
+    *,
+    open_profile: bool = False,
+    inmail_opt_out: bool = False,
+    email_notifications: bool = True,
+    at: datetime = T0,
 ) -> PreferencesUpdated:
     return PreferencesUpdated(
-        **meta(at), member_id=member_id, open_profile=open_profile, inmail_opt_out=inmail_opt_out
+        **meta(at), member_id=member_id, open_profile=open_profile, inmail_opt_out=inmail_opt_out,
+        email_notifications=email_notifications,
     )
 
 

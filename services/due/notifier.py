@@ -6,10 +6,13 @@ publish loses nothing, because the next start folds the log again and publishes
 every alert the watermark does not cover. The watermark (key ``notify.position``
 of the scheduler's bucket) is the stream sequence up to which every alert was
 acknowledged; it moves only once a page's alerts all were, and is saved at most
-once a second (and when stopping), not once per page. An alert published again
-(after a crash, or by another instance following the same log) carries the same
-``Nats-Msg-Id``, derived from the InMail, and the stream drops it within its
-duplicate window (an hour).
+once a second (and when stopping), not once per page. What was published past
+the saved watermark is found at start in the notifications stream's tail (each
+alert names the event it tells of in a header) and not published again; an
+alert published twice anyway (by another instance following the same log)
+carries the same ``Nats-Msg-Id``, derived from the InMail, and the stream drops
+it within its duplicate window (an hour). The tail matters where that window
+does not help: a restart more than an hour later, a stream restored from a backup.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from services.monthly_refresh import ensure_bucket
 log = logging.getLogger("inmail.notifications")
 
 WATERMARK_KEY = "notify.position"
+EVENT_SEQ_HEADER = "Inmail-Event-Seq"
+"""On each alert: the stream sequence (in ``INMAIL_EVENTS``) of the delivery it tells of."""
 
 
 class Notifier:
@@ -55,6 +60,8 @@ class Notifier:
         self._saved = 0
         self._saved_at = 0.0
         self._kv: KeyValue | None = None
+        self._past_watermark: set[str] = set()
+        """InMails whose alerts the stream holds beyond the saved watermark, found at start."""
         self._emails: dict[str, str] = {}
         self._encoder = msgspec.json.Encoder()
 
@@ -63,13 +70,35 @@ class Notifier:
         self._kv = await ensure_bucket(self.stream.js)
         try:
             entry = await self._kv.get(WATERMARK_KEY)
+            self.watermark = self._saved = int(entry.value or b"0")
         except KeyNotFoundError:
-            return
-        self.watermark = self._saved = int(entry.value or b"0")
+            pass
+        await self._read_tail()
+
+    async def _read_tail(self) -> None:
+        """The alerts published after the saved watermark, from the newest back.
+
+        Pages are published one after the other, so once an alert of an event at or
+        below the watermark shows up, every older one is too.
+        """
+        state = (await self.stream.stream_info()).state
+        seq = state.last_seq
+        while seq >= max(state.first_seq, 1):
+            message = await self.stream.get(seq)
+            seq -= 1
+            if message is None:
+                continue
+            if int(message.headers.get(EVENT_SEQ_HEADER, "0")) <= self.watermark:
+                return
+            self._past_watermark.add(msgspec.json.decode(message.data, type=EmailNotification).inmail_id)
 
     async def publish(self, alerts: Sequence[Alert], through: int) -> None:
         """Publish the alerts past the watermark, then move it to ``through`` (the page's end)."""
-        todo = [alert for alert in alerts if alert.seq > self.watermark]
+        todo = [
+            alert
+            for alert in alerts
+            if alert.seq > self.watermark and alert.inmail_id not in self._past_watermark
+        ]
         if not todo:
             return
         gate = asyncio.Semaphore(self.concurrency)
@@ -110,7 +139,7 @@ class Notifier:
             self._encoder.encode(body),
             timeout=self.stream.timeout,
             stream=self.stream.spec.name,
-            headers={"Nats-Msg-Id": alert_id},
+            headers={"Nats-Msg-Id": alert_id, EVENT_SEQ_HEADER: str(alert.seq)},
         )
 
     async def _email_of(self, alert: Alert) -> str | None:

@@ -81,7 +81,8 @@ class DueWork:
         self._receipts = await ensure_bucket(self.events.js)
         target = await self.events.last_seq()
         self._tasks.append(asyncio.create_task(self._follow(), name="due-work-index"))
-        await self.caught_up(target)
+        # However long the log: work is performed only from a complete index.
+        await self._folded(target)
         if not self.trust_client_time:
             self._tasks.append(asyncio.create_task(self._perform_forever(), name="due-work"))
         log.info("due work: %d pending as of seq %d", self.index.pending(), self.index.position)
@@ -103,8 +104,12 @@ class DueWork:
         return self.index.pending()
 
     async def caught_up(self, seq: int) -> None:
-        """Wait until the index has folded the log up to ``seq``."""
-        async with asyncio.timeout(self.catch_up_timeout), self._advanced:
+        """Wait until the index has folded the log up to ``seq`` (at most ``catch_up_timeout``)."""
+        async with asyncio.timeout(self.catch_up_timeout):
+            await self._folded(seq)
+
+    async def _folded(self, seq: int) -> None:
+        async with self._advanced:
             await self._advanced.wait_for(lambda: self.index.position >= seq)
 
     async def run_due(self, command: RunDue) -> CommandOk | Failure:

@@ -28,6 +28,15 @@ from contracts.types import (
 
 Reason = Annotated[str, msgspec.Meta(max_length=500)]
 
+FollowUpDays = Annotated[
+    int,
+    msgspec.Meta(
+        ge=CURRENT_POLICY.scheduling.follow_up_min_days,
+        le=CURRENT_POLICY.scheduling.follow_up_max_days,
+        description="days after delivery",
+    ),
+]
+
 BulkRecipients = Annotated[
     list[MemberId],
     msgspec.Meta(
@@ -35,6 +44,17 @@ BulkRecipients = Annotated[
         max_length=CURRENT_POLICY.bulk_max_recipients,
     ),
 ]
+
+
+class AutomatedFollowUp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A follow-up sent by itself ``after_days`` after delivery unless the recipient responded."""
+
+    after_days: FollowUpDays = CURRENT_POLICY.scheduling.follow_up_default_days
+    """Days after delivery (3-28)."""
+    subject: str
+    """The follow-up's subject, within the policy's limits like any InMail's."""
+    body: str
+    """The follow-up's body, within the policy's limits like any InMail's."""
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True):
@@ -65,11 +85,12 @@ class ChangeTier(Command, tag=True, frozen=True):
 
 
 class UpdatePreferences(Command, tag=True, frozen=True):
-    """Open Profile (paid tiers only) and InMail opt-out; an absent field is unchanged."""
+    """Open Profile (paid tiers only), InMail opt-out and email alerts; an absent field is unchanged."""
 
     member_id: MemberId
     open_profile: bool | None = None
     inmail_opt_out: bool | None = None
+    email_notifications: bool | None = None
 
 
 class ConnectMembers(Command, tag=True, frozen=True):
@@ -102,7 +123,7 @@ class RefreshCredits(Command, tag=True, frozen=True):
 
 
 class SendInMail(Command, tag=True, frozen=True):
-    """One InMail."""
+    """One InMail, now or (Recruiter tiers) at ``send_at``; charged when accepted."""
 
     sender_id: MemberId
     recipient_id: MemberId
@@ -115,6 +136,10 @@ class SendInMail(Command, tag=True, frozen=True):
     """The message template the sender used, so statistics can compare templates."""
     follow_up_of: InMailId | None = None
     """An earlier InMail to the same recipient with no response and no follow-up yet."""
+    send_at: Time | None = None
+    """Deliver it then (Recruiter tiers): after now, at most 90 days ahead; charged now."""
+    automated_follow_up: AutomatedFollowUp | None = None
+    """A follow-up sent by itself when the recipient has not responded (Recruiter)."""
 
 
 class SendBulkInMail(Command, tag=True, frozen=True):
@@ -127,6 +152,8 @@ class SendBulkInMail(Command, tag=True, frozen=True):
     body: str
     kind: InMailKind = "recruiter_outreach"
     template_id: TemplateId | None = None
+    automated_follow_up: AutomatedFollowUp | None = None
+    """One per InMail, sent by itself to each recipient who has not responded (Recruiter)."""
 
     def __post_init__(self) -> None:
         if len(set(self.recipient_ids)) != len(self.recipient_ids):
@@ -163,11 +190,72 @@ class DeclineInMail(Command, tag=True, frozen=True):
     reason: Reason | None = None
 
 
+class CancelScheduledInMail(Command, tag=True, frozen=True):
+    """The sender calls off a scheduled InMail before delivery; its credit comes back."""
+
+    inmail_id: InMailId
+    member_id: MemberId
+
+
+class CancelFollowUp(Command, tag=True, frozen=True):
+    """The sender calls off the automated follow-up of an InMail (named by either one's id)."""
+
+    inmail_id: InMailId
+    member_id: MemberId
+
+
+class RunDue(Command, tag=True, frozen=True):
+    """Trusted client time only: perform, in due order, every due work item due at or before ``until``."""
+
+    until: Time
+
+
+# Due work: commands the service gives itself, never accepted on a subject. Their command
+# ids derive from the item, so every instance performing one converges on one effect.
+
+
+class DeliverScheduledInMail(Command, tag=True, frozen=True):
+    """A scheduled InMail is due: deliver it, or cancel it (and refund) when it may not go."""
+
+    member_id: MemberId
+    inmail_id: InMailId
+    recipient_id: MemberId
+
+
+class SendAutomatedFollowUp(Command, tag=True, frozen=True):
+    """An automated follow-up is due: send it, or cancel it saying why."""
+
+    member_id: MemberId
+    inmail_id: InMailId
+    """The follow-up's own id, planned with the InMail it follows."""
+    recipient_id: MemberId
+
+
+class AssessResponseRate(Command, tag=True, frozen=True):
+    """An assessment period (or a warning period) of a sender is due for assessment."""
+
+    member_id: MemberId
+    period_start: Time
+    warning_period: bool = False
+
+
+class EndBulkSuspension(Command, tag=True, frozen=True):
+    """A sender's bulk suspension has run its time."""
+
+    member_id: MemberId
+    since: Time
+
+
 MemberCommand = RegisterMember | ChangeTier | UpdatePreferences | ConnectMembers | BlockMember
 CreditCommand = RefreshCredits
 SendCommand = SendInMail | SendBulkInMail
-InMailCommand = MarkInMailRead | AcknowledgeInMail | RecordReply | DeclineInMail
-AnyCommand = MemberCommand | CreditCommand | SendCommand | InMailCommand
+InMailCommand = (
+    MarkInMailRead | AcknowledgeInMail | RecordReply | DeclineInMail | CancelScheduledInMail | CancelFollowUp
+)
+"""Commands naming an InMail, not its sender: they route by the InMail id's prefix."""
+DueCommand = DeliverScheduledInMail | SendAutomatedFollowUp | AssessResponseRate | EndBulkSuspension
+AnyCommand = MemberCommand | CreditCommand | SendCommand | InMailCommand | DueCommand
+"""Every command a member aggregate decides (``RunDue`` is the due work runner's)."""
 
 COMMANDS: tuple[type[Command], ...] = (
     RegisterMember,
@@ -182,5 +270,16 @@ COMMANDS: tuple[type[Command], ...] = (
     AcknowledgeInMail,
     RecordReply,
     DeclineInMail,
+    CancelScheduledInMail,
+    CancelFollowUp,
+    RunDue,
 )
 """Every command of the contract; its class name is its subject token."""
+
+DUE_COMMANDS: tuple[type[Command], ...] = (
+    DeliverScheduledInMail,
+    SendAutomatedFollowUp,
+    AssessResponseRate,
+    EndBulkSuspension,
+)
+"""The service's own commands for due work: not on any subject."""

@@ -22,6 +22,12 @@ import msgspec
 from contracts.types import InMailId, InMailKind, MemberId, Tier, Time
 
 FreeReason = Literal["connection", "open_profile"]
+ScheduleCancelReason = Literal["sender_cancelled", "blocked", "opted_out", "responded"]
+FollowUpCancelReason = Literal[
+    "responded", "insufficient_credits", "blocked", "opted_out", "sender_cancelled"
+]
+RefundReason = Literal["response", "cancelled"]
+Stage = Literal["ok", "warned", "suspended"]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -64,6 +70,7 @@ class PreferencesUpdated(Event, tag=True, frozen=True):
     member_id: MemberId
     open_profile: bool
     inmail_opt_out: bool
+    email_notifications: bool = True
 
 
 class MembersConnected(Event, tag=True, frozen=True):
@@ -98,8 +105,19 @@ class CreditsForfeited(Event, tag=True, frozen=True):
     reason: Literal["tier_change"]
 
 
+class FollowUpPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """An automated follow-up planned with an InMail: due ``after_days`` after its delivery."""
+
+    inmail_id: InMailId
+    """The follow-up's own id, fixed when it is planned."""
+    after_days: int
+    subject: str
+    body: str
+
+
 class InMailSent(Event, tag=True, frozen=True):
-    """An InMail went out; a charged one spent one of the sender's credits."""
+    """An InMail went out (entered the inboxes); a charged one spent one of the sender's credits,
+    here or, for a ``scheduled`` one, when it was scheduled (``InMailScheduled``)."""
 
     inmail_id: InMailId
     sender_id: MemberId
@@ -113,6 +131,49 @@ class InMailSent(Event, tag=True, frozen=True):
     follow_up_of: InMailId | None = None
     free_reason: FreeReason | None = None
     bulk: bool = False
+    scheduled: bool = False
+    """Delivered at its ``send_at``: its credit was taken by the InMailScheduled before it."""
+    automated: bool = False
+    """An automated follow-up, sent by the service."""
+    automated_follow_up: FollowUpPlan | None = None
+
+
+class InMailScheduled(Event, tag=True, frozen=True):
+    """An InMail accepted for delivery at ``send_at``; a charged one spent its credit now."""
+
+    inmail_id: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+    sender_tier: Tier
+    subject: str
+    body: str
+    kind: InMailKind
+    charged: bool
+    send_at: Time
+    template_id: str | None = None
+    follow_up_of: InMailId | None = None
+    free_reason: FreeReason | None = None
+    automated_follow_up: FollowUpPlan | None = None
+
+
+class ScheduledInMailCancelled(Event, tag=True, frozen=True):
+    """A scheduled InMail will not be delivered; a charged one is refunded by the next event."""
+
+    inmail_id: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+    reason: ScheduleCancelReason
+
+
+class FollowUpCancelled(Event, tag=True, frozen=True):
+    """An automated follow-up will not be sent, and why."""
+
+    inmail_id: InMailId
+    """The follow-up's own id."""
+    follow_up_of: InMailId
+    sender_id: MemberId
+    recipient_id: MemberId
+    reason: FollowUpCancelReason
 
 
 class InMailRead(Event, tag=True, frozen=True):
@@ -150,11 +211,44 @@ class InMailDeclined(Event, tag=True, frozen=True):
 
 
 class CreditRefunded(Event, tag=True, frozen=True):
-    """The sender got the credit of a charged InMail back, earned by a response."""
+    """The sender got the credit of a charged InMail back: earned by a response, or because a
+    scheduled InMail was cancelled (``response_event_id`` then names the cancellation)."""
 
     member_id: MemberId
     inmail_id: InMailId
     response_event_id: str
+    reason: RefundReason = "response"
+
+
+class ResponseRateAssessed(Event, tag=True, frozen=True):
+    """An assessment of a sender's response rate over a period, and the stage it leads to.
+
+    ``stage`` differs from ``previous_stage`` when the assessment changed it; ``since`` and
+    ``until`` are the resulting stage's (None for ``ok`` since registration; ``until`` None
+    for ``ok``).
+    """
+
+    member_id: MemberId
+    period_start: Time
+    period_end: Time
+    warning_period: bool
+    sent: int
+    responded: int
+    rate: float
+    threshold: float
+    min_inmails: int
+    previous_stage: Stage
+    stage: Stage
+    since: Time | None = None
+    until: Time | None = None
+
+
+class BulkSuspensionEnded(Event, tag=True, frozen=True):
+    """A bulk suspension ran its time: the stage is ``ok`` again from ``until``."""
+
+    member_id: MemberId
+    since: Time
+    until: Time
 
 
 class EventSkipped(Event, tag=True, frozen=True):
@@ -185,6 +279,11 @@ AnyEvent = (
     | InMailDeclined
     | CreditRefunded
     | EventSkipped
+    | InMailScheduled
+    | ScheduledInMailCancelled
+    | FollowUpCancelled
+    | ResponseRateAssessed
+    | BulkSuspensionEnded
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -202,6 +301,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     InMailDeclined,
     CreditRefunded,
     EventSkipped,
+    InMailScheduled,
+    ScheduledInMailCancelled,
+    FollowUpCancelled,
+    ResponseRateAssessed,
+    BulkSuspensionEnded,
 )
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -12,15 +12,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from contracts.events import FreeReason
+from contracts.events import FreeReason, Stage
 from contracts.types import InMailKind, MemberId, TemplateId, Tier, Time
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=200)]
 Cursor = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
 
-InMailStatus = Literal["sent", "read", "replied", "declined"]
-LedgerReason = Literal["refresh", "send", "refund", "forfeit", "tier_change"]
+InMailStatus = Literal["sent", "read", "replied", "declined", "scheduled", "cancelled"]
+LedgerReason = Literal["refresh", "send", "refund", "forfeit", "tier_change", "cancelled"]
 
 
 class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -35,10 +35,10 @@ class Health(Query, frozen=True):
 
 
 class Inbox(Query, frozen=True):
-    """A member's received or sent InMails, newest first."""
+    """A member's received or sent InMails, newest first; or the scheduled ones, latest due first."""
 
     member_id: MemberId
-    box: Literal["received", "sent"]
+    box: Literal["received", "sent", "scheduled"]
     status: InMailStatus | None = None
     """Only InMails in this status."""
     limit: Limit = 50
@@ -76,7 +76,20 @@ class ResponseStats(Query, frozen=True):
     """InMails sent before this time."""
 
 
-QUERIES: tuple[type[Query], ...] = (Health, Inbox, CreditBalance, CreditLedger, ResponseStats)
+class EnforcementStatus(Query, frozen=True):
+    """A sender's stage under the response-rate floor and the latest assessment behind it."""
+
+    member_id: MemberId
+
+
+QUERIES: tuple[type[Query], ...] = (
+    Health,
+    Inbox,
+    CreditBalance,
+    CreditLedger,
+    ResponseStats,
+    EnforcementStatus,
+)
 
 
 # Answers ---------------------------------------------------------------------
@@ -147,6 +160,10 @@ class InboxItem(msgspec.Struct, frozen=True):
     responded_at: datetime | None
     free_reason: FreeReason | None = None
     template_id: str | None = None
+    scheduled_for: datetime | None = None
+    """When a scheduled InMail or an automated follow-up is (or was) due; ``sent_at`` holds the
+    same time until it is sent."""
+    cancelled_reason: str | None = None
 
 
 class InboxPage(msgspec.Struct, frozen=True):
@@ -202,3 +219,17 @@ class ResponseStatsData(msgspec.Struct, frozen=True):
     """``responded_30d / sent``."""
     read_rate: float
     """``read / sent``."""
+
+
+class EnforcementStatusData(msgspec.Struct, frozen=True):
+    """Stage ``ok`` and nulls before any assessment; ``rate`` and ``threshold`` are fractions."""
+
+    stage: Stage
+    since: datetime | None
+    until: datetime | None
+    period_start: datetime | None
+    period_end: datetime | None
+    sent: int | None
+    responded: int | None
+    rate: float | None
+    threshold: float | None

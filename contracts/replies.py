@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -31,6 +32,8 @@ ErrorCode = Literal[
     "NOT_RECIPIENT",
     "ALREADY_RESPONDED",
     "INVALID_FOLLOW_UP",
+    "ALREADY_SENT",
+    "BULK_SUSPENDED",
     "IDEMPOTENCY_CONFLICT",
     "UNAVAILABLE",
 ]
@@ -44,7 +47,8 @@ ERROR_MEANINGS: Mapping[ErrorCode, str] = MappingProxyType(
         "INVALID_QUERY": "The query or operator request is malformed: not a JSON object, a missing, "
         "unknown or mistyped field, a value out of range, or a cursor this query did not give out.",
         "INVALID_TIME": "The command's occurred_at is earlier than the latest event it would follow, "
-        "or than the registration of a member it names.",
+        "or than the registration of a member it names; or send_at is not after now or more than "
+        "90 days ahead.",
         "SUBJECT_TOO_LONG": f"The subject is longer than {CURRENT_POLICY.subject_max_chars} characters.",
         "BODY_TOO_LONG": f"The body (of an InMail or a reply) is longer than "
         f"{CURRENT_POLICY.body_max_chars} characters.",
@@ -54,7 +58,8 @@ ERROR_MEANINGS: Mapping[ErrorCode, str] = MappingProxyType(
         "UNKNOWN_INMAIL": "No InMail has this id.",
         "SELF_MESSAGE": "A member cannot send InMail to themself.",
         "TIER_NOT_ALLOWED": "The member's tier does not allow it: a charged InMail from the free tier, "
-        "Open Profile on the free tier, or a bulk send outside the Recruiter tiers.",
+        "Open Profile on the free tier, a bulk or scheduled send outside the Recruiter tiers, or an "
+        "automated follow-up outside the Recruiter tier.",
         "RECIPIENT_OPTED_OUT": "The recipient opted out of InMail and is not a connection of the sender.",
         "BLOCKED": "One of the two members blocked the other.",
         "INSUFFICIENT_CREDITS": "The sender has fewer credits than the InMail costs.",
@@ -62,7 +67,11 @@ ERROR_MEANINGS: Mapping[ErrorCode, str] = MappingProxyType(
         "ALREADY_RESPONDED": "The recipient already responded in a way that rules this out: a second "
         "reply, a decline after a reply, or a second decline.",
         "INVALID_FOLLOW_UP": "follow_up_of does not name an earlier InMail from the same sender to the "
-        "same recipient that has no response and no follow-up yet.",
+        "same recipient that has no response and no follow-up yet (a planned automated one counts), "
+        "or CancelFollowUp names an InMail without an automated follow-up.",
+        "ALREADY_SENT": "The InMail (or automated follow-up) to cancel has already been sent.",
+        "BULK_SUSPENDED": "The sender's bulk InMail is suspended by the response-rate floor; the "
+        "message says until when.",
         "IDEMPOTENCY_CONFLICT": "The command_id was already used for a different command (another "
         "type or other fields); nothing was written. A retry must send the same command again.",
         "UNAVAILABLE": "The event store or a read model could not answer in time; nothing was recorded, "
@@ -141,6 +150,7 @@ class SentData(msgspec.Struct, frozen=True):
     charged: bool
     free_reason: FreeReason | None
     credits_left: int
+    scheduled_for: datetime | None = None
 
 
 class BulkSentData(msgspec.Struct, frozen=True):
@@ -164,6 +174,21 @@ class SkippedData(msgspec.Struct, frozen=True):
     skipped_seq: int
 
 
+class CancelledData(msgspec.Struct, frozen=True):
+    inmail_id: InMailId
+    refunded: bool
+    credits_left: int
+
+
+class RunDueData(msgspec.Struct, frozen=True):
+    performed: int
+    """Due work items this request performed (none that were already done)."""
+    outcomes: dict[str, int] = {}
+    """What they did, by outcome: ``delivered``, ``cancelled`` (scheduled sends),
+    ``follow_up_sent``, ``follow_up_cancelled``, ``assessed`` (stage unchanged), ``warned``,
+    ``suspended``, ``warning_ended``, ``suspension_ended``."""
+
+
 REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyType(
     {
         commands.RegisterMember: MemberRegisteredData,
@@ -178,11 +203,15 @@ REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyTy
         commands.AcknowledgeInMail: InMailData,
         commands.RecordReply: RespondedData,
         commands.DeclineInMail: RespondedData,
+        commands.CancelScheduledInMail: CancelledData,
+        commands.CancelFollowUp: InMailData,
+        commands.RunDue: RunDueData,
         queries.Health: queries.HealthData,
         queries.Inbox: queries.InboxPage,
         queries.CreditBalance: queries.CreditBalanceData,
         queries.CreditLedger: queries.LedgerPage,
         queries.ResponseStats: queries.ResponseStatsData,
+        queries.EnforcementStatus: queries.EnforcementStatusData,
         admin.Replay: admin.ReplayStarted,
         admin.SkipEvent: SkippedData,
     }

@@ -12,8 +12,8 @@ Layout:
   The subject's last sequence is the aggregate's version.
 - ``inmail.members.<member_id>``: stream ``INMAIL_MEMBERS``, the service's own
   members stream: contact details (email) that no other stream carries.
-- ``inmail.notify.email.<recipient_id>``: stream ``INMAIL_NOTIFICATIONS``, email
-  alerts for the mail service (the ``notifier`` role alone reads it).
+- ``inmail.notify.email.<recipient_id>``: stream ``INMAIL_NOTIFICATIONS``, one email
+  alert per delivered InMail, for the mail service (the ``notifier`` role).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ MEMBERS_ROOT: Final = "inmail.members"
 
 NOTIFICATIONS_STREAM: Final = "INMAIL_NOTIFICATIONS"
 NOTIFICATIONS_ROOT: Final = "inmail.notify"
+EMAIL_NOTIFICATIONS_PREFIX: Final = f"{NOTIFICATIONS_ROOT}.email."
 
 COMMAND_ROOT: Final = "inmail.cmd"
 QUERY_ROOT: Final = "inmail.query"
@@ -54,6 +55,11 @@ def member_of_subject(subject: str) -> str:
 def member_contact(member_id: str) -> str:
     """The subject of a member's contact record in the members stream."""
     return f"{MEMBERS_ROOT}.{member_id}"
+
+
+def email_notification(recipient_id: str) -> str:
+    """The subject of the email alerts for one recipient."""
+    return f"{EMAIL_NOTIFICATIONS_PREFIX}{recipient_id}"
 
 
 def command(name: str) -> str:

@@ -1,5 +1,5 @@
 """The service: one place that wires NATS, the event store, the command handlers,
-the projections with their queries, and the monthly refresh.
+the projections with their queries, the monthly refresh and the due work.
 
 Nothing connects at import time: ``InMailService(settings).start()`` does.
 This module is the composition root, so it is the one place on the command
@@ -32,10 +32,12 @@ from inmail.observability.metrics import Metrics
 from inmail.observability.tracing import Tracing
 from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
 from inmail.stream_guard import StreamGuard
-from inmail.streams import events_stream, members_stream
+from inmail.streams import events_stream, members_stream, notifications_stream
 from projections.queries import QueryService
 from projections.runner import Projections
 from services.contacts import ContactBook
+from services.due.notifier import Notifier
+from services.due.runner import DueWork
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
 from services.monthly_refresh import MonthlyRefresh, ensure_bucket
 from services.repository import MemberRepository
@@ -59,6 +61,10 @@ class ServiceSettings:
     projections: bool = True
     """Run the projections and answer the query and admin subjects."""
     scheduler: bool = True
+    """Run the monthly refresh (with ``commands``)."""
+    due_work: bool = True
+    """Fold the log into due work and email alerts, and perform it (with ``commands``): by the
+    server's clock, or under trusted client time when ``RunDue`` asks."""
     replicas: int = 1
     cache_size: int = 200_000
     drain_timeout: float = 15.0
@@ -93,6 +99,8 @@ class InMailService:
         self.commands: CommandSubscription | None = None
         self.metrics = Metrics() if settings.metrics else None
         self.tracing = Tracing(settings.tracer_provider) if settings.tracer_provider is not None else None
+        self.due: DueWork | None = None
+        """Due work and email alerts, when commands run (``due.pending()``: work not yet done)."""
         self._scheduler: asyncio.Task[None] | None = None
         self._stream_watch: asyncio.Task[None] | None = None
 
@@ -128,6 +136,18 @@ class InMailService:
             self.executor = CommandExecutor(
                 repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
             )
+            notifications = JetStreamEventStore(nc, notifications_stream(s.replicas))
+            await notifications.ensure_stream()
+            if s.due_work:
+                self.due = DueWork(
+                    self.executor,
+                    events,
+                    Notifier(notifications, contacts),
+                    trust_client_time=s.trust_client_time,
+                    clock=s.clock,
+                )
+                await self.due.start()
+                self.executor.due = self.due
         dependencies = DependencyCheck(nc, s.replicas)
         for name, dependency in (await dependencies()).items():
             if dependency.problem:
@@ -187,6 +207,9 @@ class InMailService:
             async with _unless_server_gone("stopping the query handlers"):
                 await self.broker.stop()
             self.broker = None
+        if self.due is not None:
+            await self.due.stop()
+            self.due = None
         if self.projections is not None:
             await self.projections.stop()
             self.projections = None

@@ -21,6 +21,7 @@ import msgspec
 
 from contracts import subjects
 from contracts.events import EVENT_TYPES, AnyEvent
+from contracts.notifications import EmailNotification
 from contracts.replies import CommandOk, Failure, QueryOk
 from inmail.routes import ROUTES, Route
 
@@ -42,7 +43,9 @@ Events are stored in JetStream stream `INMAIL_EVENTS`, one subject per member
 aggregate: `inmail.evt.member.<member_id>` holds the member's profile, credit
 events and every InMail the member sent with its whole life. Read them through a
 JetStream consumer (core subscribers also see messages of rejected batches).
-Emails live only in stream `INMAIL_MEMBERS` (`inmail.members.<member_id>`).
+Emails live only in stream `INMAIL_MEMBERS` (`inmail.members.<member_id>`), and
+the recipient's own in the email alerts of stream `INMAIL_NOTIFICATIONS`
+(`inmail.notify.email.<recipient_id>`), which only the mail service reads.
 
 Every connection authenticates with NATS credentials (a user JWT and its nkey):
 `client.creds` may send commands and queries, `subscriber.creds` may read
@@ -65,7 +68,7 @@ REQUEST_REPLY = (
 def document() -> dict[str, Any]:
     """The whole AsyncAPI 3.0 document as JSON-ready data."""
     payloads: list[Any] = [route.request for route in ROUTES] + [route.data for route in ROUTES]
-    payloads += [CommandOk, QueryOk, Failure, AnyEvent, *EVENT_TYPES]
+    payloads += [CommandOk, QueryOk, Failure, AnyEvent, *EVENT_TYPES, EmailNotification]
     (_, *_), schemas = msgspec.json.schema_components(payloads, ref_template=REF)
     doc: dict[str, Any] = {
         "asyncapi": "3.0.0",
@@ -78,6 +81,7 @@ def document() -> dict[str, Any]:
     for route in ROUTES:
         _add_request_channel(doc, route)
     _add_events_channel(doc)
+    _add_notifications_channel(doc)
     return doc
 
 
@@ -134,6 +138,30 @@ def _add_events_channel(doc: dict[str, Any]) -> None:
     doc["components"]["messages"]["MemberEvents:Event"] = {
         "title": "MemberEvents:Event",
         "payload": {"oneOf": [{"$ref": REF.format(name=t.__name__)} for t in EVENT_TYPES]},
+    }
+
+
+def _add_notifications_channel(doc: dict[str, Any]) -> None:
+    doc["channels"]["EmailNotifications"] = {
+        "address": f"{subjects.EMAIL_NOTIFICATIONS_PREFIX}{{recipient_id}}",
+        "description": (
+            f"JetStream stream {subjects.NOTIFICATIONS_STREAM}, for the mail service (the notifier "
+            "role): one email alert per InMail delivered to a recipient who wants them. Published "
+            "once the delivery is recorded, a scheduled send or follow-up when it is delivered. "
+            "Header Nats-Msg-Id equals notification_id, derived from the InMail: a retried publish "
+            "is dropped as a duplicate."
+        ),
+        "parameters": {"recipient_id": {"description": "The member the alert is for."}},
+        "messages": {"EmailNotification": {"$ref": "#/components/messages/EmailNotifications:Alert"}},
+    }
+    doc["operations"]["EmailNotifications"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/EmailNotifications"},
+        "messages": [{"$ref": "#/channels/EmailNotifications/messages/EmailNotification"}],
+    }
+    doc["components"]["messages"]["EmailNotifications:Alert"] = {
+        "title": "EmailNotifications:Alert",
+        "payload": {"$ref": REF.format(name=EmailNotification.__name__)},
     }
 
 

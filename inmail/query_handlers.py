@@ -26,7 +26,7 @@ from faststream.nats.subscriber import CoreSubscriber
 
 from contracts import replies
 from contracts.admin import Replay
-from contracts.queries import CreditBalance, CreditLedger, Health, Inbox, ResponseStats
+from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
 from contracts.replies import Failure, QueryOk
 from contracts.validation import explain
 from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route, is_request
@@ -48,6 +48,7 @@ class QueryAnswers(Protocol):
     async def credit_balance(self, query: CreditBalance) -> Reply: ...
     async def credit_ledger(self, query: CreditLedger) -> Reply: ...
     async def response_stats(self, query: ResponseStats) -> Reply: ...
+    async def enforcement_status(self, query: EnforcementStatus) -> Reply: ...
     async def replay(self, request: Replay) -> Reply: ...
 
 
@@ -117,6 +118,10 @@ def query_router(answers: QueryAnswers, *, max_in_flight: int = 1024) -> NatsRou
     @subscriber(ResponseStats)
     async def response_stats(query: ResponseStats) -> Reply:
         return await answers.response_stats(query)
+
+    @subscriber(EnforcementStatus)
+    async def enforcement_status(query: EnforcementStatus) -> Reply:
+        return await answers.enforcement_status(query)
 
     @subscriber(Health)
     async def health(query: Health) -> Reply:

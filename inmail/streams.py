@@ -26,6 +26,20 @@ def members_stream(replicas: int = 1) -> StreamSpec:
     )
 
 
+NOTIFICATIONS_DUPLICATE_WINDOW = 3600.0
+"""An alert published again within an hour (a restart mid-page, a second instance) is dropped."""
+
+
+def notifications_stream(replicas: int = 1) -> StreamSpec:
+    """Email alerts for the mail service (section 14): the only reader is the ``notifier`` role."""
+    return StreamSpec(
+        name=subjects.NOTIFICATIONS_STREAM,
+        subjects=(f"{subjects.NOTIFICATIONS_ROOT}.>",),
+        replicas=replicas,
+        duplicate_window=NOTIFICATIONS_DUPLICATE_WINDOW,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     """A stream or a KV bucket of the product, by the name its users know."""
@@ -44,6 +58,7 @@ STORES: tuple[Store, ...] = (
     Store(subjects.MEMBERS_STREAM, "stream"),
     Store(BUCKET, "bucket"),
     Store(IDENTITY_BUCKET, "bucket"),
+    Store(subjects.NOTIFICATIONS_STREAM, "stream"),
 )
 """Everything the service keeps in JetStream, the source of truth first: commands of every
 kind need all of them."""

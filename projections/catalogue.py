@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from projections.base import Projection
 from projections.credits import CreditsProjection
+from projections.enforcement import EnforcementProjection
 from projections.inbox import InboxProjection
 from projections.response_stats import ResponseStatsProjection
 
@@ -15,6 +16,7 @@ CATALOGUE: Mapping[str, type[Projection]] = MappingProxyType(
         InboxProjection.name: InboxProjection,
         CreditsProjection.name: CreditsProjection,
         ResponseStatsProjection.name: ResponseStatsProjection,
+        EnforcementProjection.name: EnforcementProjection,
     }
 )
 """Every projection, by name."""

@@ -3,9 +3,11 @@
 Handles ``MemberRegistered`` (the first month's grant: reason ``refresh``),
 ``CreditsRefreshed`` (``refresh`` +granted, then ``forfeit`` -forfeited),
 ``CreditsForfeited`` (its reason, ``tier_change``: -amount), ``TierChanged``
-(``tier_change`` +granted, and the new tier), a charged ``InMailSent`` (``send``
--cost) and ``CreditRefunded`` (``refund`` +cost, naming the InMail and the
-response event that earned it).
+(``tier_change`` +granted, and the new tier), a charged ``InMailSent`` or
+``InMailScheduled`` (``send`` -cost; a scheduled InMail is charged when scheduled,
+not again when delivered) and ``CreditRefunded`` (``refund`` +cost, naming the
+InMail and the response event that earned it; ``cancelled`` +cost for a scheduled
+InMail that was not delivered).
 
 Every ledger row carries the member's running totals and tier after it, so the
 balance at a time ``at`` is the last row at or before ``at``. A change that moves
@@ -26,6 +28,7 @@ from contracts.events import (
     CreditsForfeited,
     CreditsRefreshed,
     Event,
+    InMailScheduled,
     InMailSent,
     MemberRegistered,
     TierChanged,
@@ -118,8 +121,8 @@ class CreditsView(Touched[Balance]):
 def evolve(view: CreditsView, seq: int, event: Event) -> None:
     """Apply one event to the batch's balances and ledger."""
     match event:
-        case InMailSent():
-            if event.charged and (balance := view.existing(event.sender_id, event)) is not None:
+        case InMailSent() | InMailScheduled():
+            if _spends(event) and (balance := view.existing(event.sender_id, event)) is not None:
                 cost = policy(event.policy).inmail_cost
                 balance.spent += cost
                 view.record(balance, seq, event, "send", -cost, inmail_id=event.inmail_id)
@@ -153,10 +156,13 @@ def evolve(view: CreditsView, seq: int, event: Event) -> None:
             if (balance := view.existing(event.member_id, event)) is not None:
                 cost = policy(event.policy).inmail_cost
                 balance.refunded += cost
-                view.record(
-                    balance, seq, event, "refund", cost,
-                    inmail_id=event.inmail_id, response_event_id=event.response_event_id,
-                )
+                if event.reason == "cancelled":
+                    view.record(balance, seq, event, "cancelled", cost, inmail_id=event.inmail_id)
+                else:
+                    view.record(
+                        balance, seq, event, "refund", cost,
+                        inmail_id=event.inmail_id, response_event_id=event.response_event_id,
+                    )
 
 
 class CreditsProjection(Projection):
@@ -166,7 +172,7 @@ class CreditsProjection(Projection):
     version = 1
     handles: ClassVar[frozenset[type[Event]]] = frozenset(
         {MemberRegistered, CreditsRefreshed, CreditsForfeited, TierChanged, InMailSent,
-         CreditRefunded}
+         InMailScheduled, CreditRefunded}
     )
     tables = ("credit_balances", "credit_ledger")
     schema = (
@@ -215,9 +221,14 @@ def _moves(event: Event) -> str | None:
     match event:
         case CreditsRefreshed() | CreditsForfeited() | TierChanged() | CreditRefunded():
             return event.member_id
-        case InMailSent() if event.charged:
+        case InMailSent() | InMailScheduled() if _spends(event):
             return event.sender_id
     return None
+
+
+def _spends(event: InMailSent | InMailScheduled) -> bool:
+    """Whether the event takes the InMail's credit (a delivery from a schedule took it earlier)."""
+    return event.charged and not (isinstance(event, InMailSent) and event.scheduled)
 
 
 def balance_query(tx: Tx, q: CreditBalance) -> CreditBalanceData:

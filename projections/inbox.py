@@ -1,28 +1,36 @@
 """Inbox: a member's received or sent InMails, newest first, with where each one stands.
 
 Handles ``MemberRegistered`` (display names), ``InMailSent``, ``InMailRead``,
-``InMailAcknowledged``, ``InMailReplied``, ``InMailDeclined`` and ``CreditRefunded``.
-Status moves ``sent`` → ``read`` → ``declined`` → ``replied`` and never back: a reply
-after a decline makes it ``replied``; ``responded_at`` stays the first response's time.
-Names are joined in at query time from the members table, so an InMail row never
-copies them.
+``InMailAcknowledged``, ``InMailReplied``, ``InMailDeclined`` and ``CreditRefunded``;
+and for section 8 ``InMailScheduled``, ``ScheduledInMailCancelled`` and
+``FollowUpCancelled``. Status moves ``sent`` → ``read`` → ``declined`` → ``replied``
+and never back: a reply after a decline makes it ``replied``; ``responded_at`` stays
+the first response's time. A scheduled InMail, and an automated follow-up once the
+InMail it follows is delivered, is a row with status ``scheduled`` (``sent_at`` its
+due time) shown only in the sender's ``scheduled`` box; it becomes ``sent`` when
+delivered (``sent_at`` the delivery time) or ``cancelled``. Names are joined in at
+query time from the members table, so an InMail row never copies them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from operator import attrgetter
 from typing import Any, ClassVar
 
 from contracts.events import (
     CreditRefunded,
     Event,
+    FollowUpCancelled,
     InMailAcknowledged,
     InMailDeclined,
     InMailRead,
     InMailReplied,
+    InMailScheduled,
     InMailSent,
     MemberRegistered,
+    ScheduledInMailCancelled,
 )
 from contracts.queries import Inbox, InboxItem, InboxPage
 from projections.base import (
@@ -42,7 +50,8 @@ from projections.db import Tx
 
 _COLUMNS = (
     "inmail_id, seq, sender_id, recipient_id, subject, body, kind, template_id, free_reason, "
-    "follow_up_of, charged, refunded, status, sent_at, read_at, acknowledged_at, responded_at"
+    "follow_up_of, charged, refunded, status, sent_at, read_at, acknowledged_at, responded_at, "
+    "scheduled_for, cancelled_reason"
 )
 
 
@@ -67,12 +76,27 @@ class InMailRow:
     read_at: int | None = None
     acknowledged_at: int | None = None
     responded_at: int | None = None
+    scheduled_for: int | None = None
+    cancelled_reason: str | None = None
 
 
 # C-level getters: building the rows' parameter tuples is on the rebuild's hot path.
 _values = attrgetter(*(name.strip() for name in _COLUMNS.split(",")))
-_changes = attrgetter("status", "refunded", "read_at", "acknowledged_at", "responded_at", "inmail_id")
-_RESPONSES = (InMailRead, InMailAcknowledged, InMailReplied, InMailDeclined, CreditRefunded)
+_changes = attrgetter(
+    "status", "refunded", "read_at", "acknowledged_at", "responded_at", "seq", "sent_at", "charged",
+    "free_reason", "cancelled_reason", "inmail_id",
+)
+_RESPONSES = (
+    InMailRead,
+    InMailAcknowledged,
+    InMailReplied,
+    InMailDeclined,
+    CreditRefunded,
+    ScheduledInMailCancelled,
+    FollowUpCancelled,
+)
+_NOT_SENT = ("scheduled", "cancelled")
+"""Statuses of InMails that never went out: only the sender's scheduled box shows them."""
 
 
 class InboxView(Touched[InMailRow]):
@@ -87,6 +111,9 @@ def evolve(view: InboxView, seq: int, event: Event) -> None:
     """Apply one event to the batch's rows."""
     match event:
         case InMailSent():
+            _sent(view, seq, event)
+        case InMailScheduled():
+            due = to_us(event.send_at)
             view.create(event.inmail_id, InMailRow(
                 inmail_id=event.inmail_id,
                 seq=seq,
@@ -100,9 +127,18 @@ def evolve(view: InboxView, seq: int, event: Event) -> None:
                 follow_up_of=event.follow_up_of,
                 charged=int(event.charged),
                 refunded=0,
-                status="sent",
-                sent_at=to_us(event.occurred_at),
-            ), "sent")
+                status="scheduled",
+                sent_at=due,
+                scheduled_for=due,
+            ), "scheduled")
+        case ScheduledInMailCancelled():
+            if (row := view.existing(event.inmail_id, event)) is not None:
+                row.status, row.cancelled_reason = "cancelled", event.reason
+        case FollowUpCancelled():
+            # A follow-up called off before its InMail was delivered never had a row.
+            if (row := view.rows.get(event.inmail_id)) is not None:
+                view.changed.add(event.inmail_id)
+                row.status, row.cancelled_reason = "cancelled", event.reason
         case InMailRead():
             if (row := view.existing(event.inmail_id, event)) is not None and row.read_at is None:
                 row.read_at = to_us(event.occurred_at)
@@ -131,11 +167,57 @@ def evolve(view: InboxView, seq: int, event: Event) -> None:
             view.members[event.member_id] = event.display_name
 
 
+def _sent(view: InboxView, seq: int, event: InMailSent) -> None:
+    sent_at = to_us(event.occurred_at)
+    if event.scheduled or event.automated:
+        # Its row has been waiting in the scheduled box since it was scheduled or planned.
+        if (row := view.existing(event.inmail_id, event)) is not None:
+            row.status, row.seq, row.sent_at = "sent", seq, sent_at
+            row.charged, row.free_reason = int(event.charged), event.free_reason
+    else:
+        view.create(event.inmail_id, InMailRow(
+            inmail_id=event.inmail_id,
+            seq=seq,
+            sender_id=event.sender_id,
+            recipient_id=event.recipient_id,
+            subject=event.subject,
+            body=event.body,
+            kind=event.kind,
+            template_id=event.template_id,
+            free_reason=event.free_reason,
+            follow_up_of=event.follow_up_of,
+            charged=int(event.charged),
+            refunded=0,
+            status="sent",
+            sent_at=sent_at,
+        ), "sent")
+    plan = event.automated_follow_up
+    if plan is not None:
+        due = to_us(event.occurred_at + timedelta(days=plan.after_days))
+        view.create(plan.inmail_id, InMailRow(
+            inmail_id=plan.inmail_id,
+            seq=seq,
+            sender_id=event.sender_id,
+            recipient_id=event.recipient_id,
+            subject=plan.subject,
+            body=plan.body,
+            kind=event.kind,
+            template_id=None,
+            free_reason=None,
+            follow_up_of=event.inmail_id,
+            charged=0,
+            refunded=0,
+            status="scheduled",
+            sent_at=due,
+            scheduled_for=due,
+        ), "planned")
+
+
 class InboxProjection(Projection):
     """Every InMail with sender, recipient and status; every member's display name."""
 
     name = "inbox"
-    version = 1
+    version = 2
     handles: ClassVar[frozenset[type[Event]]] = frozenset(
         {
             MemberRegistered,
@@ -145,6 +227,9 @@ class InboxProjection(Projection):
             InMailReplied,
             InMailDeclined,
             CreditRefunded,
+            InMailScheduled,
+            ScheduledInMailCancelled,
+            FollowUpCancelled,
         }
     )
     tables = ("inbox_members", "inbox_inmails")
@@ -157,15 +242,16 @@ class InboxProjection(Projection):
         " subject TEXT NOT NULL, body TEXT NOT NULL, kind TEXT NOT NULL,"
         " template_id TEXT, free_reason TEXT, follow_up_of TEXT,"
         " charged INTEGER NOT NULL, refunded INTEGER NOT NULL, status TEXT NOT NULL,"
-        " sent_at BIGINT NOT NULL, read_at BIGINT, acknowledged_at BIGINT, responded_at BIGINT)",
+        " sent_at BIGINT NOT NULL, read_at BIGINT, acknowledged_at BIGINT, responded_at BIGINT,"
+        " scheduled_for BIGINT, cancelled_reason TEXT)",
         "CREATE INDEX IF NOT EXISTS inbox_received ON inbox_inmails (recipient_id, sent_at, seq)",
         "CREATE INDEX IF NOT EXISTS inbox_sent ON inbox_inmails (sender_id, sent_at, seq)",
     )
 
     def apply(self, tx: Tx, events: Batch, *, strict: bool) -> None:
         """Load the InMails the batch responds to, evolve, write back."""
-        sent_here = {e.inmail_id for _, e in events if isinstance(e, InMailSent)}
-        wanted = {e.inmail_id for _, e in events if isinstance(e, _RESPONSES)} - sent_here
+        created_here = {key for _, e in events for key in _created(e)}
+        wanted = {key for _, e in events if (key := _changed(e)) is not None} - created_here
         loaded = load_rows(
             tx, f"SELECT {_COLUMNS} FROM inbox_inmails WHERE inmail_id IN ({{keys}})", wanted, InMailRow
         )
@@ -178,12 +264,32 @@ class InboxProjection(Projection):
         )
         view.write_back(
             tx,
-            f"INSERT INTO inbox_inmails ({_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+            f"INSERT INTO inbox_inmails ({_COLUMNS}) VALUES ({', '.join('?' * 19)})",
             "UPDATE inbox_inmails SET status = ?, refunded = ?, read_at = ?, acknowledged_at = ?,"
-            " responded_at = ? WHERE inmail_id = ?",
+            " responded_at = ?, seq = ?, sent_at = ?, charged = ?, free_reason = ?, cancelled_reason = ?"
+            " WHERE inmail_id = ?",
             _values,
             _changes,
         )
+
+
+def _created(event: Event) -> tuple[str, ...]:
+    """The rows an event brings into being."""
+    match event:
+        case InMailSent():
+            planned = (event.automated_follow_up.inmail_id,) if event.automated_follow_up else ()
+            fresh = () if event.scheduled or event.automated else (event.inmail_id,)
+            return fresh + planned
+        case InMailScheduled():
+            return (event.inmail_id,)
+    return ()
+
+
+def _changed(event: Event) -> str | None:
+    """The row an event changes, if it changes one it did not create."""
+    if isinstance(event, InMailSent):
+        return event.inmail_id if event.scheduled or event.automated else None
+    return event.inmail_id if isinstance(event, _RESPONSES) else None
 
 
 _CURSOR = "inbox"
@@ -194,7 +300,8 @@ def query(tx: Tx, q: Inbox) -> InboxPage:
     if tx.fetchone("SELECT 1 FROM inbox_members WHERE member_id = ?", (q.member_id,)) is None:
         raise QueryFailure("UNKNOWN_MEMBER", f"unknown member {q.member_id}")
     owner = "i.recipient_id" if q.box == "received" else "i.sender_id"
-    where = [f"{owner} = ?"]
+    scheduled = "IN" if q.box == "scheduled" else "NOT IN"
+    where = [f"{owner} = ?", f"i.status {scheduled} ('{_NOT_SENT[0]}', '{_NOT_SENT[1]}')"]
     params: list[object] = [q.member_id]
     if q.status is not None:
         where.append("i.status = ?")
@@ -211,7 +318,7 @@ def query(tx: Tx, q: Inbox) -> InboxPage:
         "SELECT i.inmail_id, i.sender_id, COALESCE(s.display_name, ''), i.recipient_id,"
         " COALESCE(r.display_name, ''), i.subject, i.body, i.kind, i.status, i.charged,"
         " i.refunded, i.follow_up_of, i.sent_at, i.read_at, i.acknowledged_at, i.responded_at,"
-        " i.free_reason, i.template_id, i.seq"
+        " i.free_reason, i.template_id, i.seq, i.scheduled_for, i.cancelled_reason"
         " FROM inbox_inmails i"
         " LEFT JOIN inbox_members s ON s.member_id = i.sender_id"
         " LEFT JOIN inbox_members r ON r.member_id = i.recipient_id"
@@ -229,7 +336,7 @@ def query(tx: Tx, q: Inbox) -> InboxPage:
 def _item(row: tuple[Any, ...]) -> InboxItem:
     (inmail_id, sender_id, sender_name, recipient_id, recipient_name, subject, body, kind, status,
      charged, refunded, follow_up_of, sent_at, read_at, acknowledged_at, responded_at,
-     free_reason, template_id, _seq) = row
+     free_reason, template_id, _seq, scheduled_for, cancelled_reason) = row
     return InboxItem(
         inmail_id=inmail_id,
         sender_id=sender_id,
@@ -249,4 +356,6 @@ def _item(row: tuple[Any, ...]) -> InboxItem:
         responded_at=maybe_from_us(responded_at),
         free_reason=free_reason,
         template_id=template_id,
+        scheduled_for=maybe_from_us(scheduled_for),
+        cancelled_reason=cancelled_reason,
     )

@@ -21,6 +21,7 @@ from contracts.queries import (
     CreditBalance,
     CreditLedger,
     Dependency,
+    EnforcementStatus,
     Health,
     HealthData,
     Inbox,
@@ -30,7 +31,7 @@ from contracts.queries import (
 )
 from contracts.replies import Failure, QueryOk
 from eventstore import JetStreamEventStore, StoreUnavailable
-from projections import credits, inbox, response_stats
+from projections import credits, enforcement, inbox, response_stats
 from projections.base import QueryFailure
 from projections.db import Tx
 from projections.runner import NewStreamUnconfirmed, Projections
@@ -91,7 +92,7 @@ class QueryService:
         return QueryOk(data=data, as_of_seq=min(positions.values(), default=0))
 
     async def inbox(self, query: Inbox) -> QueryOk | Failure:
-        """A member's received or sent InMails, newest first."""
+        """A member's received or sent InMails, newest first; or the scheduled ones."""
         return await self._read("inbox", query, inbox.query)
 
     async def credit_balance(self, query: CreditBalance) -> QueryOk | Failure:
@@ -105,6 +106,10 @@ class QueryService:
     async def response_stats(self, query: ResponseStats) -> QueryOk | Failure:
         """Response rates over the InMails matching every given filter."""
         return await self._read("response_stats", query, response_stats.query)
+
+    async def enforcement_status(self, query: EnforcementStatus) -> QueryOk | Failure:
+        """A sender's stage under the response-rate floor and the latest assessment behind it."""
+        return await self._read("enforcement", query, enforcement.query)
 
     async def replay(self, request: Replay) -> QueryOk | Failure:
         """Clear the named read models (all by default) and follow again from ``from_seq``."""

@@ -9,6 +9,8 @@ window (30 days in policy v1) of sending. Rates are fractions of all InMails
 sent, free ones included; 0.0 when nothing matches. ``since`` is inclusive and
 ``until`` exclusive, both on the sent time, so adjacent windows never count an
 InMail twice.
+A scheduled InMail counts from its delivery (its ``InMailSent``); the refund of one
+cancelled before delivery is no refund of anything sent and is left out.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def evolve(view: Touched[StatsRow], seq: int, event: Event) -> None:
             if (row := view.existing(event.inmail_id, event)) is not None:
                 row.declined = 1
                 row.respond(to_us(event.occurred_at))
-        case CreditRefunded():
+        case CreditRefunded() if event.reason == "response":
+            # A cancelled scheduled InMail's refund is no response to anything ever sent.
             if (row := view.existing(event.inmail_id, event)) is not None:
                 row.refunded = 1
 

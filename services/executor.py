@@ -15,12 +15,20 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 
 from contracts import replies
 from contracts.admin import SkipEvent
-from contracts.commands import COMMANDS, AnyCommand, Command, InMailCommand, RegisterMember
+from contracts.commands import (
+    COMMANDS,
+    AnyCommand,
+    Command,
+    InMailCommand,
+    RegisterMember,
+    RunDue,
+)
 from contracts.replies import CommandOk, Failure
 from contracts.validation import explain
 from eventstore import (
@@ -68,14 +76,14 @@ _KINDS[SkipEvent.__name__] = SkipEvent
 _decoders = {name: msgspec.json.Decoder(kind) for name, kind in _KINDS.items()}
 
 
-def decode_command(name: str, body: bytes) -> AnyCommand | SkipEvent | Failure:
+def decode_command(name: str, body: bytes) -> AnyCommand | RunDue | SkipEvent | Failure:
     """A command (or a ``SkipEvent`` request) from its subject's name and its body, or an
     INVALID_COMMAND failure saying in words what is wrong."""
     decoder = _decoders.get(name)
     if decoder is None:
         return replies.failure("INVALID_COMMAND", f"unknown command {name}")
     try:
-        command: AnyCommand | SkipEvent = decoder.decode(body)  # type: ignore[assignment]
+        command: AnyCommand | RunDue | SkipEvent = decoder.decode(body)  # type: ignore[assignment]
     except msgspec.ValidationError as exc:
         return replies.failure("INVALID_COMMAND", explain(exc, _KINDS[name]))
     except msgspec.DecodeError as exc:
@@ -92,8 +100,19 @@ class CommandSettings:
     """Optimistic-concurrency retries on fresh state before giving up with UNAVAILABLE."""
 
 
+class DueRunner(Protocol):
+    """What performs ``RunDue``: the due work runner (``services.due``)."""
+
+    async def run_due(self, command: RunDue) -> CommandOk | Failure:
+        """Perform everything due at or before ``command.until``, in due order."""
+        ...
+
+
 class CommandExecutor:
     """Runs commands against the member aggregates; safe for many concurrent commands."""
+
+    due: DueRunner | None = None
+    """Set by the composition root when this process runs the due work."""
 
     def __init__(
         self,
@@ -119,8 +138,10 @@ class CommandExecutor:
             return replies.encode(await self.skip(decoded))
         return replies.encode(await self.execute(decoded))
 
-    async def execute(self, command: AnyCommand) -> CommandOk | Failure:
+    async def execute(self, command: AnyCommand | RunDue) -> CommandOk | Failure:
         """Execute one command; raises only ``OutcomeUnknown`` (then no reply is sent)."""
+        if isinstance(command, RunDue):
+            return await self._answer(RunDue.__name__, lambda: self._run_due(command))
         return await self._answer(type(command).__name__, lambda: self._execute(command))
 
     async def skip(self, request: SkipEvent) -> CommandOk | Failure:
@@ -159,6 +180,17 @@ class CommandExecutor:
         except Exception:
             log.exception("%s failed", name)
             return replies.failure("UNAVAILABLE", "internal error; nothing was recorded")
+
+    async def _run_due(self, command: RunDue) -> CommandOk | Failure:
+        if not self.settings.trust_client_time:
+            return replies.failure(
+                "INVALID_COMMAND",
+                "RunDue needs trusted client time (inmail serve --trust-client-time); "
+                "otherwise the server's clock performs due work",
+            )
+        if self.due is None:
+            return replies.failure("UNAVAILABLE", "due work does not run in this service process")
+        return await self.due.run_due(command)
 
     async def _execute(self, command: AnyCommand) -> CommandOk | Failure:
         """Route, then load, decide, append and reply; again on fresh state after a conflict."""

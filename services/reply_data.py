@@ -7,14 +7,20 @@ import msgspec
 from contracts.commands import (
     AcknowledgeInMail,
     AnyCommand,
+    AssessResponseRate,
     BlockMember,
+    CancelFollowUp,
+    CancelScheduledInMail,
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
+    DeliverScheduledInMail,
+    EndBulkSuspension,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
     RegisterMember,
+    SendAutomatedFollowUp,
     SendBulkInMail,
     SendInMail,
     UpdatePreferences,
@@ -22,6 +28,7 @@ from contracts.commands import (
 from contracts.replies import (
     BlockedData,
     BulkSentData,
+    CancelledData,
     ConnectedData,
     InMailData,
     MemberData,
@@ -58,7 +65,11 @@ def reply_data(state: Member, cmd: AnyCommand) -> msgspec.Struct:
             return RefreshedData(cmd.member_id, cmd.month, credits_left)
         case SendInMail():
             assert receipt is not None, "a send always writes"
-            inmail = state.inmails[receipt.inmail_ids[0]]
+            inmail_id = receipt.inmail_ids[0]
+            if (later := state.scheduled.get(inmail_id)) is not None:
+                s = later.scheduled
+                return SentData(inmail_id, s.charged, s.free_reason, credits_left, scheduled_for=s.send_at)
+            inmail = state.inmails[inmail_id]
             return SentData(inmail.inmail_id, inmail.charged, inmail.free_reason, credits_left)
         case SendBulkInMail():
             assert receipt is not None, "a send always writes"
@@ -67,4 +78,11 @@ def reply_data(state: Member, cmd: AnyCommand) -> msgspec.Struct:
             return InMailData(cmd.inmail_id)
         case RecordReply() | DeclineInMail():
             return RespondedData(cmd.inmail_id, receipt.refunded if receipt else False)
+        case CancelScheduledInMail():
+            refunded = receipt.refunded if receipt else state.scheduled[cmd.inmail_id].refunded
+            return CancelledData(cmd.inmail_id, refunded, credits_left)
+        case CancelFollowUp() | DeliverScheduledInMail() | SendAutomatedFollowUp():
+            return InMailData(cmd.inmail_id)
+        case AssessResponseRate() | EndBulkSuspension():
+            return MemberData(cmd.member_id)
     raise TypeError(f"no reply for {type(cmd).__name__}")

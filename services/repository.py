@@ -27,7 +27,7 @@ from contracts import subjects
 from contracts.events import AnyEvent, EventSkipped, decode_event, encode_event
 from contracts.validation import explain_event
 from eventstore import Appended, EventStore, NewMessage, StoredMessage, StreamReplaced
-from services.domain.sending import registered_seq_of
+from services.domain.ids import registered_seq_of
 from services.domain.state import Member, evolve
 
 

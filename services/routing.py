@@ -11,10 +11,14 @@ from contracts.commands import (
     AcknowledgeInMail,
     AnyCommand,
     BlockMember,
+    CancelFollowUp,
+    CancelScheduledInMail,
     ConnectMembers,
     DeclineInMail,
+    DeliverScheduledInMail,
     MarkInMailRead,
     RecordReply,
+    SendAutomatedFollowUp,
     SendBulkInMail,
     SendInMail,
 )
@@ -25,7 +29,14 @@ def target_of(cmd: AnyCommand) -> str | None:
     match cmd:
         case SendInMail() | SendBulkInMail():
             return cmd.sender_id
-        case MarkInMailRead() | AcknowledgeInMail() | RecordReply() | DeclineInMail():
+        case (
+            MarkInMailRead()
+            | AcknowledgeInMail()
+            | RecordReply()
+            | DeclineInMail()
+            | CancelScheduledInMail()
+            | CancelFollowUp()
+        ):
             return None
         case _:
             return cmd.member_id
@@ -34,7 +45,7 @@ def target_of(cmd: AnyCommand) -> str | None:
 def reads_of(cmd: AnyCommand) -> tuple[str, ...]:
     """Other members whose state the decision reads (never writes)."""
     match cmd:
-        case SendInMail():
+        case SendInMail() | DeliverScheduledInMail() | SendAutomatedFollowUp():
             return (cmd.recipient_id,)
         case SendBulkInMail():
             return tuple(cmd.recipient_ids)

@@ -15,8 +15,11 @@ import msgspec
 from contracts.admin import Replay, SkipEvent
 from contracts.commands import (
     AcknowledgeInMail,
+    AutomatedFollowUp,
     BlockMember,
     BulkRecipients,
+    CancelFollowUp,
+    CancelScheduledInMail,
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
@@ -25,6 +28,7 @@ from contracts.commands import (
     RecordReply,
     RefreshCredits,
     RegisterMember,
+    RunDue,
     SendBulkInMail,
     SendInMail,
     UpdatePreferences,
@@ -33,6 +37,7 @@ from contracts.queries import (
     CreditBalance,
     CreditLedger,
     Cursor,
+    EnforcementStatus,
     Health,
     Inbox,
     InMailStatus,
@@ -56,11 +61,14 @@ from inmail.client.core import Core
 from inmail.client.results import (
     AcknowledgeInMailResult,
     BlockMemberResult,
+    CancelFollowUpResult,
+    CancelScheduledInMailResult,
     ChangeTierResult,
     ConnectMembersResult,
     CreditBalanceResult,
     CreditLedgerResult,
     DeclineInMailResult,
+    EnforcementStatusResult,
     HealthResult,
     InboxResult,
     MarkInMailReadResult,
@@ -69,6 +77,7 @@ from inmail.client.results import (
     RegisterMemberResult,
     ReplayResult,
     ResponseStatsResult,
+    RunDueResult,
     SendBulkInMailResult,
     SendInMailResult,
     SkipEventResult,
@@ -94,11 +103,15 @@ class Methods(Core):
             AcknowledgeInMail: AcknowledgeInMailResult,
             RecordReply: RecordReplyResult,
             DeclineInMail: DeclineInMailResult,
+            CancelScheduledInMail: CancelScheduledInMailResult,
+            CancelFollowUp: CancelFollowUpResult,
+            RunDue: RunDueResult,
             Health: HealthResult,
             Inbox: InboxResult,
             CreditBalance: CreditBalanceResult,
             CreditLedger: CreditLedgerResult,
             ResponseStats: ResponseStatsResult,
+            EnforcementStatus: EnforcementStatusResult,
             Replay: ReplayResult,
             SkipEvent: SkipEventResult,
         }
@@ -143,13 +156,15 @@ class Methods(Core):
         *,
         open_profile: bool | None = None,
         inmail_opt_out: bool | None = None,
+        email_notifications: bool | None = None,
         command_id: CommandId | None = None,
         occurred_at: Time | None = None,
     ) -> UpdatePreferencesResult:
-        """Open Profile (paid tiers only) and InMail opt-out; an absent field is unchanged."""
+        """Open Profile (paid tiers only), InMail opt-out and email alerts; an absent field is unchanged."""
         return await self._command(
             UpdatePreferences, UpdatePreferencesResult, member_id=member_id, open_profile=open_profile,
-            inmail_opt_out=inmail_opt_out, command_id=command_id, occurred_at=occurred_at,
+            inmail_opt_out=inmail_opt_out, email_notifications=email_notifications, command_id=command_id,
+            occurred_at=occurred_at,
         )
 
     async def connect_members(
@@ -204,14 +219,16 @@ class Methods(Core):
         kind: InMailKind = "recruiter_outreach",
         template_id: TemplateId | None = None,
         follow_up_of: InMailId | None = None,
+        send_at: Time | None = None,
+        automated_follow_up: AutomatedFollowUp | None = None,
         command_id: CommandId | None = None,
         occurred_at: Time | None = None,
     ) -> SendInMailResult:
-        """One InMail."""
+        """One InMail, now or (Recruiter tiers) at ``send_at``; charged when accepted."""
         return await self._command(
             SendInMail, SendInMailResult, sender_id=sender_id, recipient_id=recipient_id, subject=subject,
-            body=body, kind=kind, template_id=template_id, follow_up_of=follow_up_of, command_id=command_id,
-            occurred_at=occurred_at,
+            body=body, kind=kind, template_id=template_id, follow_up_of=follow_up_of, send_at=send_at,
+            automated_follow_up=automated_follow_up, command_id=command_id, occurred_at=occurred_at,
         )
 
     async def send_bulk_inmail(
@@ -223,14 +240,15 @@ class Methods(Core):
         body: str,
         kind: InMailKind = "recruiter_outreach",
         template_id: TemplateId | None = None,
+        automated_follow_up: AutomatedFollowUp | None = None,
         command_id: CommandId | None = None,
         occurred_at: Time | None = None,
     ) -> SendBulkInMailResult:
         """One InMail per recipient, all or nothing; Recruiter tiers only."""
         return await self._command(
             SendBulkInMail, SendBulkInMailResult, sender_id=sender_id, recipient_ids=recipient_ids,
-            subject=subject, body=body, kind=kind, template_id=template_id, command_id=command_id,
-            occurred_at=occurred_at,
+            subject=subject, body=body, kind=kind, template_id=template_id,
+            automated_follow_up=automated_follow_up, command_id=command_id, occurred_at=occurred_at,
         )
 
     async def mark_inmail_read(
@@ -291,6 +309,46 @@ class Methods(Core):
             command_id=command_id, occurred_at=occurred_at,
         )
 
+    async def cancel_scheduled_inmail(
+        self,
+        inmail_id: InMailId,
+        *,
+        member_id: MemberId,
+        command_id: CommandId | None = None,
+        occurred_at: Time | None = None,
+    ) -> CancelScheduledInMailResult:
+        """The sender calls off a scheduled InMail before delivery; its credit comes back."""
+        return await self._command(
+            CancelScheduledInMail, CancelScheduledInMailResult, inmail_id=inmail_id, member_id=member_id,
+            command_id=command_id, occurred_at=occurred_at,
+        )
+
+    async def cancel_follow_up(
+        self,
+        inmail_id: InMailId,
+        *,
+        member_id: MemberId,
+        command_id: CommandId | None = None,
+        occurred_at: Time | None = None,
+    ) -> CancelFollowUpResult:
+        """The sender calls off the automated follow-up of an InMail (named by either one's id)."""
+        return await self._command(
+            CancelFollowUp, CancelFollowUpResult, inmail_id=inmail_id, member_id=member_id,
+            command_id=command_id, occurred_at=occurred_at,
+        )
+
+    async def run_due(
+        self,
+        until: Time,
+        *,
+        command_id: CommandId | None = None,
+        occurred_at: Time | None = None,
+    ) -> RunDueResult:
+        """Trusted client time only: perform, in due order, every due work item due at or before ``until``."""
+        return await self._command(
+            RunDue, RunDueResult, until=until, command_id=command_id, occurred_at=occurred_at,
+        )
+
     async def health(
         self,
         *,
@@ -305,13 +363,13 @@ class Methods(Core):
         self,
         member_id: MemberId,
         *,
-        box: Literal["received", "sent"],
+        box: Literal["received", "sent", "scheduled"],
         status: InMailStatus | None = None,
         limit: Limit = 50,
         before: Cursor | None = None,
         min_seq: Seq | None = None,
     ) -> InboxResult:
-        """A member's received or sent InMails, newest first."""
+        """A member's received or sent InMails, newest first; or the scheduled ones, latest due first."""
         return await self._query(
             Inbox, InboxResult, member_id=member_id, box=box, status=status, limit=limit, before=before,
             min_seq=min_seq,
@@ -360,6 +418,17 @@ class Methods(Core):
             template_id=template_id, since=since, until=until, min_seq=min_seq,
         )
 
+    async def enforcement_status(
+        self,
+        member_id: MemberId,
+        *,
+        min_seq: Seq | None = None,
+    ) -> EnforcementStatusResult:
+        """A sender's stage under the response-rate floor and the latest assessment behind it."""
+        return await self._query(
+            EnforcementStatus, EnforcementStatusResult, member_id=member_id, min_seq=min_seq,
+        )
+
     async def replay(
         self,
         names: list[str] | None = None,
@@ -400,10 +469,14 @@ class SyncMethods(SyncCore[Methods]):
     acknowledge_inmail = blocking(Methods.acknowledge_inmail)
     record_reply = blocking(Methods.record_reply)
     decline_inmail = blocking(Methods.decline_inmail)
+    cancel_scheduled_inmail = blocking(Methods.cancel_scheduled_inmail)
+    cancel_follow_up = blocking(Methods.cancel_follow_up)
+    run_due = blocking(Methods.run_due)
     health = blocking(Methods.health)
     inbox = blocking(Methods.inbox)
     credit_balance = blocking(Methods.credit_balance)
     credit_ledger = blocking(Methods.credit_ledger)
     response_stats = blocking(Methods.response_stats)
+    enforcement_status = blocking(Methods.enforcement_status)
     replay = blocking(Methods.replay)
     skip_event = blocking(Methods.skip_event)

@@ -7,16 +7,25 @@ of each message) plus ``seq`` for a command or ``as_of_seq`` for a query.
 from __future__ import annotations
 
 from contracts.admin import ReplayStarted
-from contracts.queries import CreditBalanceData, HealthData, InboxPage, LedgerPage, ResponseStatsData
+from contracts.queries import (
+    CreditBalanceData,
+    EnforcementStatusData,
+    HealthData,
+    InboxPage,
+    LedgerPage,
+    ResponseStatsData,
+)
 from contracts.replies import (
     BlockedData,
     BulkSentData,
+    CancelledData,
     ConnectedData,
     InMailData,
     MemberData,
     MemberRegisteredData,
     RefreshedData,
     RespondedData,
+    RunDueData,
     SentData,
     SkippedData,
     TierChangedData,
@@ -95,6 +104,24 @@ class DeclineInMailResult(RespondedData, frozen=True, kw_only=True):
     seq: int
 
 
+class CancelScheduledInMailResult(CancelledData, frozen=True, kw_only=True):
+    """CancelScheduledInMail's reply data, and ``seq``: the stream sequence of the last event recording it."""
+
+    seq: int
+
+
+class CancelFollowUpResult(InMailData, frozen=True, kw_only=True):
+    """CancelFollowUp's reply data, and ``seq``: the stream sequence of the last event recording it."""
+
+    seq: int
+
+
+class RunDueResult(RunDueData, frozen=True, kw_only=True):
+    """RunDue's reply data, and ``seq``: the stream sequence of the last event recording it."""
+
+    seq: int
+
+
 class HealthResult(HealthData, frozen=True, kw_only=True):
     """Health's answer, and ``as_of_seq``: the position of the read model it came from."""
 
@@ -125,6 +152,12 @@ class ResponseStatsResult(ResponseStatsData, frozen=True, kw_only=True):
     as_of_seq: int
 
 
+class EnforcementStatusResult(EnforcementStatusData, frozen=True, kw_only=True):
+    """EnforcementStatus's answer, and ``as_of_seq``: the position of the read model it came from."""
+
+    as_of_seq: int
+
+
 class ReplayResult(ReplayStarted, frozen=True, kw_only=True):
     """Replay's answer, and ``as_of_seq``: the position of the read model it came from."""
 
@@ -140,11 +173,14 @@ class SkipEventResult(SkippedData, frozen=True, kw_only=True):
 __all__ = [
     "AcknowledgeInMailResult",
     "BlockMemberResult",
+    "CancelFollowUpResult",
+    "CancelScheduledInMailResult",
     "ChangeTierResult",
     "ConnectMembersResult",
     "CreditBalanceResult",
     "CreditLedgerResult",
     "DeclineInMailResult",
+    "EnforcementStatusResult",
     "HealthResult",
     "InboxResult",
     "MarkInMailReadResult",
@@ -153,6 +189,7 @@ __all__ = [
     "RegisterMemberResult",
     "ReplayResult",
     "ResponseStatsResult",
+    "RunDueResult",
     "SendBulkInMailResult",
     "SendInMailResult",
     "SkipEventResult",

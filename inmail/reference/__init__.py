@@ -17,13 +17,14 @@ from typing import get_args
 
 import msgspec
 
-from contracts import events, replies, subjects
+from contracts import events, notifications, replies, subjects
 from contracts.commands import Command
+from contracts.notifications import EmailNotification
 from contracts.replies import ERROR_MEANINGS, CommandOk, ErrorCode, Failure, QueryOk
 from inmail.reference.rules import command_line, policy
 from inmail.reference.structs import anchor, doc, fields_table, named_types, nested_structs
 from inmail.routes import ADMIN_ROUTES, COMMAND_ROUTES, QUERY_ROUTES, ROUTES, WRITE_ROUTES, Route
-from inmail.streams import events_stream, members_stream
+from inmail.streams import events_stream, members_stream, notifications_stream
 from projections.queries import MIN_SEQ_TIMEOUT
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
@@ -47,6 +48,7 @@ CONTENTS = [
     "Queries",
     "Operator requests",
     "Events",
+    "Email alerts",
     "Field types",
     "Rules: policy v1",
     "The command line",
@@ -81,6 +83,7 @@ def render() -> str:
             "resolve` (answered by one command-side process: it writes an event).",
         ),
         _events(),
+        _email_alerts(),
         _field_types(),
         policy(),
         command_line(),
@@ -96,7 +99,7 @@ def _subjects() -> str:
         for r in ROUTES
     ]
     streams = ["| Stream | Subjects | Holds |", "|---|---|---|"]
-    for make in (events_stream, members_stream):
+    for make in (events_stream, members_stream, notifications_stream):
         spec = make()
         subject_list = ", ".join(f"`{subject}`" for subject in spec.subjects)
         streams.append(f"| `{spec.name}` | {subject_list} | {doc(make)} |")
@@ -144,13 +147,14 @@ def _requests(title: str, routes: Iterable[Route], about: str) -> str:
             fields_table(route.request, tag=("optional", "When present, the command's name.")),
             f"The success reply's `data`: [{route.data.__name__}]({anchor(route.data.__name__)}).",
         ]
+        parts += _struct_sections(route.request, shown=parts, itself=False)
         parts += _struct_sections(route.data, shown=parts)
     return "\n\n".join(parts)
 
 
-def _struct_sections(struct: type[msgspec.Struct], shown: list[str]) -> list[str]:
+def _struct_sections(struct: type[msgspec.Struct], shown: list[str], *, itself: bool = True) -> list[str]:
     parts: list[str] = []
-    for each in (struct, *nested_structs(struct)):
+    for each in (struct, *nested_structs(struct))[0 if itself else 1 :]:
         heading = f"#### {each.__name__}"
         if heading not in shown:
             parts += [heading, doc(each), fields_table(each)]
@@ -165,13 +169,26 @@ def _events() -> str:
             doc(event),
             fields_table(event, tag=("always", "The event's type.")),
         ]
+        parts += _struct_sections(event, shown=parts, itself=False)
     return "\n\n".join(parts)
+
+
+def _email_alerts() -> str:
+    return "\n\n".join(
+        [
+            f"## {CONTENTS[7]}",
+            doc(notifications),
+            f"### {EmailNotification.__name__}",
+            doc(EmailNotification),
+            fields_table(EmailNotification),
+        ]
+    )
 
 
 def _field_types() -> str:
     rows = ["| Type | Values |", "|---|---|"]
     rows += [f"| {name} | {meaning} |" for name, meaning in named_types()]
-    return "\n\n".join([f"## {CONTENTS[7]}", "\n".join(rows)])
+    return "\n\n".join([f"## {CONTENTS[8]}", "\n".join(rows)])
 
 
 def main(argv: list[str] | None = None) -> int:

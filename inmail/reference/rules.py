@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import click
+import msgspec
 
 from contracts import policy as policies
 from contracts.policy import CURRENT_POLICY, Policy, TierRules
@@ -22,12 +23,13 @@ def policy() -> str:
     p = CURRENT_POLICY
     tiers = [
         "| Tier | `tier` | Monthly allotment | Cap on banked credits | Charged InMail, Open Profile "
-        "| SendBulkInMail |",
-        "|---|---|---:|---:|---|---|",
+        "| SendBulkInMail | Scheduled sends | Automated follow-ups | Response-rate floor |",
+        "|---|---|---:|---:|---|---|---|---|---|",
     ]
     tiers += [
         f"| {rules.name} | `{tier}` | {rules.monthly_allotment} | {rules.cap} | {_yes(rules.paid)} "
-        f"| {_yes(rules.bulk)} |"
+        f"| {_yes(rules.bulk)} | {_yes(rules.scheduled_sends)} | {_yes(rules.automated_follow_ups)} "
+        f"| {_yes(rules.rate_floor)} |"
         for tier, rules in p.tiers.items()
     ]
     tier_docs = field_docs(TierRules)
@@ -36,13 +38,14 @@ def policy() -> str:
         f"- **Cap**: {tier_docs['cap']}",
         f"- **Charged InMail, Open Profile**: {tier_docs['paid']}",
         f"- **SendBulkInMail**: {tier_docs['bulk']}",
+        f"- **Scheduled sends**: {tier_docs['scheduled_sends']}",
+        f"- **Automated follow-ups**: {tier_docs['automated_follow_ups']}",
+        f"- **Response-rate floor**: {tier_docs['rate_floor']}",
     ]
-    docs = field_docs(Policy)
     limits = ["| Rule | Value |", "|---|---|"]
     limits += [
-        f"| {docs[name]} | {_value(getattr(p, name))} |"
-        for name in Policy.__struct_fields__
-        if name not in ("version", "tiers")
+        f"| {text} | {_value(value)} |"
+        for text, value in _limits(p, Policy)
     ]
     return "\n\n".join(
         [
@@ -57,6 +60,19 @@ def policy() -> str:
             "\n".join(f"- {rule}" for rule in _how_rules_apply(p)),
         ]
     )
+
+
+def _limits(rules: msgspec.Struct, struct: type[msgspec.Struct]) -> Iterator[tuple[str, object]]:
+    """Each limit's sentence and value; a group of limits (scheduling, enforcement) row by row."""
+    docs = field_docs(struct)
+    for name in struct.__struct_fields__:
+        value = getattr(rules, name)
+        if name in ("version", "tiers"):
+            continue
+        if isinstance(value, msgspec.Struct):
+            yield from _limits(value, type(value))
+        else:
+            yield docs[name], value
 
 
 def _how_rules_apply(p: Policy) -> Iterator[str]:
@@ -99,6 +115,26 @@ def _how_rules_apply(p: Policy) -> Iterator[str]:
     yield (
         "Subjects and bodies that are empty or only whitespace are refused; lengths count "
         "Unicode code points."
+    )
+    s, e = p.scheduling, p.enforcement
+    yield (
+        f"A scheduled send (`send_at`, up to {_value(s.horizon)} ahead) is decided and charged "
+        "when accepted, and delivered at its time, exactly once; a block or an opt-out that "
+        "arrived meanwhile cancels it and gives the credit back (ledger reason `cancelled`), as "
+        "does `CancelScheduledInMail` before delivery."
+    )
+    yield (
+        f"An automated follow-up goes out {s.follow_up_min_days} to {s.follow_up_max_days} days "
+        f"(default {s.follow_up_default_days}) after its InMail was delivered, charged like any "
+        "InMail, unless by then the recipient responded, a block or an opt-out forbids it, the "
+        "credits do not cover it, or the sender cancelled it: then it is cancelled saying which."
+    )
+    yield (
+        f"A period with at least {e.min_inmails} InMails (on tiers the floor applies to) is "
+        f"assessed {_value(e.assess_after)} after it ends: a response rate under "
+        f"{e.rate_floor:.0%} warns (stage `warned` for {_value(e.warning)}); the warning period "
+        f"under the floor again suspends SendBulkInMail for {_value(e.suspension)} (stage "
+        "`suspended`, ending by itself), otherwise the stage is `ok` again."
     )
     yield ("No query answer and no event outside the service's own members stream carries a member's email.")
 

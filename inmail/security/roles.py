@@ -105,6 +105,8 @@ SERVICE = Role(
         *creates_stream(_kv_stream(IDENTITY_BUCKET)),
         *direct_gets(subjects.EVENTS_STREAM),
         *direct_gets(subjects.MEMBERS_STREAM),
+        # The alerts already published, read back at start so none goes out twice.
+        *direct_gets(subjects.NOTIFICATIONS_STREAM),
         *direct_gets(_kv_stream(SCHEDULER_BUCKET)),
         api("STREAM.MSG.GET", _kv_stream(SCHEDULER_BUCKET)),
         *direct_gets(_kv_stream(IDENTITY_BUCKET)),

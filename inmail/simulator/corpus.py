@@ -39,6 +39,10 @@ class TierProfile:
     """Chance a member of the tier has Open Profile."""
     seeks_open_profile: float = 0.1
     """Chance a send deliberately targets an Open Profile member."""
+    scheduled: float = 0.0
+    """Share of single sends scheduled for a later day (Recruiter tiers)."""
+    automated_follow_up: float = 0.0
+    """Share of sends that plan an automated follow-up (Recruiter)."""
 
 
 PROFILES: Final[Mapping[Tier, TierProfile]] = {
@@ -85,6 +89,7 @@ PROFILES: Final[Mapping[Tier, TierProfile]] = {
         personalised=0.35,
         follow_up=0.4,
         open_profile=0.2,
+        scheduled=0.2,
     ),
     "recruiter": TierProfile(
         share=0.025,
@@ -101,6 +106,8 @@ PROFILES: Final[Mapping[Tier, TierProfile]] = {
         personalised=0.35,
         follow_up=0.4,
         open_profile=0.2,
+        scheduled=0.2,
+        automated_follow_up=0.3,
     ),
 }
 TIERS: Final[tuple[Tier, ...]] = tuple(PROFILES)
@@ -126,6 +133,15 @@ REPLY_SHARE: Final = 0.6
 BLOCK_AFTER_DECLINE: Final = 0.03
 TEMPLATES_PER_KIND: Final = 3
 """Generic and as many personalised templates per kind."""
+SCHEDULE_AHEAD_DAYS: Final = (1, 3)
+SCHEDULED_HOUR: Final = 9
+"""Scheduled sends go out at this hour, before the day's other traffic (which runs at noon)."""
+AUTOMATED_FOLLOW_UP_DAYS: Final = 7
+FLOOR_SENDER_DAILY: Final = 8
+"""Recipients of the run's floor sender's daily bulk send: a recruiter blasting a generic
+template at its connections, enough to be assessed every period, too rarely answered to stay
+above the floor, and refused while its bulk InMail is suspended."""
+FLOOR_SENDER_CONNECTIONS: Final = 40
 
 
 # Words for names and messages (written for this simulator).

@@ -23,9 +23,17 @@ from typing import Final
 from nats.aio.client import Client as NATS
 from tqdm import tqdm
 
-from contracts.commands import Command, RefreshCredits
+from contracts.commands import Command, RefreshCredits, SendInMail
 from contracts.types import month_of, next_month
-from inmail.client import InMailClient, InMailError, NoAnswer, SendBulkInMailResult, SendInMailResult, Written
+from inmail.client import (
+    InMailClient,
+    InMailError,
+    NoAnswer,
+    RunDueResult,
+    SendBulkInMailResult,
+    SendInMailResult,
+    Written,
+)
 from inmail.simulator.model import SimInMail, Step
 from inmail.simulator.options import SimulationOptions
 from inmail.simulator.planner import Planner
@@ -55,6 +63,9 @@ class Simulation:
         self.planner = Planner(self.options)
         self.prefix = self.planner.prefix
         self.tally = Tally(self.planner.days)
+        self.tally.floor_sender = next(
+            (m.member_id for m in self.planner.world.members if m.floor_sender), None
+        )
 
     async def run(self) -> Summary:
         """Probe the service, then play every day; the summary of what happened."""
@@ -160,7 +171,17 @@ class Simulation:
             return
         self.tally.last_seq = max(self.tally.last_seq, reply.seq)
         if isinstance(reply, SendInMailResult):
-            self._sent(step.inmails[0], reply.inmail_id)
+            assert isinstance(step.command, SendInMail)
+            if step.command.send_at is not None:
+                self.planner.world.schedule(step.inmails[0], reply.inmail_id)
+                self.tally.scheduled += 1
+            else:
+                self._sent(step.inmails[0], reply.inmail_id)
+            self.tally.automated_follow_ups += step.command.automated_follow_up is not None
+        elif isinstance(reply, RunDueResult):
+            self.tally.due.update(reply.outcomes)
+            for inmail in step.delivers:
+                self.tally.count_sent(inmail)
         elif isinstance(reply, SendBulkInMailResult):
             for inmail, inmail_id in zip(step.inmails, reply.inmail_ids, strict=True):
                 self._sent(inmail, inmail_id)

@@ -43,6 +43,8 @@ class SimMember:
     intensity: float
     open_profile_rate: float
     joined_day: int
+    floor_sender: bool = False
+    """The run's one sender meant to fall under the response-rate floor."""
     registered: bool = False
     connections: list[int] = field(default_factory=list)
     connected: set[int] = field(default_factory=set)
@@ -110,6 +112,7 @@ class SimInMail:
     template_id: str | None
     subject: str
     fate: Fate
+    """Drawn from ``day``: for a scheduled InMail, the day it is due for delivery."""
     original: SimInMail | None = None
     inmail_id: str | None = None
 
@@ -128,6 +131,8 @@ class Step:
     command: Command
     inmails: tuple[SimInMail, ...] = ()
     """Sends: the InMails it creates, in the order of the reply's ids."""
+    delivers: tuple[SimInMail, ...] = ()
+    """RunDue: the scheduled InMails the model expects it to deliver."""
     responds_to: SimInMail | None = None
     declines: bool = False
 
@@ -150,6 +155,8 @@ class World:
         """By day: the originals to follow up."""
         self.blocks: dict[int, list[tuple[int, int, int]]] = {}
         """By day: (InMail serial, blocker, blocked) for blocks after a decline."""
+        self.scheduled: dict[int, list[SimInMail]] = {}
+        """By day: scheduled InMails due for delivery that day."""
 
     def join(self, member: SimMember) -> None:
         """A member registers: from now on they can be picked."""
@@ -190,6 +197,28 @@ class World:
         if fate.follow_up_after is not None and inmail.day + fate.follow_up_after < self.days:
             self.follow_ups.setdefault(inmail.day + fate.follow_up_after, []).append(inmail)
 
+    def schedule(self, inmail: SimInMail, inmail_id: str) -> None:
+        """The service accepted a scheduled InMail: it is delivered (or not) on its day."""
+        inmail.inmail_id = inmail_id
+        self.scheduled.setdefault(inmail.day, []).append(inmail)
+
+    def deliver(self, day: int) -> list[SimInMail]:
+        """The day's scheduled InMails the service delivers; their fates start now.
+
+        As the service decides: a block either way, or an opt-out unless the two are
+        connected, since scheduling cancels one (and its responses never come).
+        """
+        delivered = []
+        for inmail in sorted(self.scheduled.pop(day, []), key=lambda item: item.serial):
+            sender, recipient = self.members[inmail.sender], self.members[inmail.recipient]
+            blocked = recipient.index in sender.blocked
+            if blocked or (recipient.opted_out and recipient.index not in sender.connected):
+                continue
+            assert inmail.inmail_id is not None
+            self.sent(inmail, inmail.inmail_id)
+            delivered.append(inmail)
+        return delivered
+
     def responded(self, inmail: SimInMail, *, declined: bool) -> None:
         """The service recorded a response: schedule the block its fate may hold after a decline."""
         if declined and inmail.fate.blocks_after_decline:
@@ -208,6 +237,7 @@ def populate(rng: random.Random, count: int, days: int, prefix: str) -> list[Sim
     rng.shuffle(tiers)
     levels = [level for level, _ in INTENSITIES]
     weights = [share for _, share in INTENSITIES]
+    floor_sender = tiers.index("recruiter") if "recruiter" in tiers else None
     members = []
     for index, tier in enumerate(tiers):
         profile = PROFILES[tier]
@@ -224,6 +254,7 @@ def populate(rng: random.Random, count: int, days: int, prefix: str) -> list[Sim
                 intensity=rng.choices(levels, weights)[0],
                 open_profile_rate=rng.uniform(*OPEN_PROFILE_RATE),
                 joined_day=joined,
+                floor_sender=index == floor_sender,
             )
         )
     return members

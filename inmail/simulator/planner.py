@@ -1,8 +1,11 @@
 """What happens on each simulated day, planned before any of the day's commands is sent.
 
-A day runs in four phases (member, social, send, respond) so that no command reads what
-another command of the same phase writes. Every random draw of a day happens while
-planning it, so the same seed plans the same commands however the replies interleave.
+A day runs in five phases (due work, member, social, send, respond) so that no command
+reads what another command of the same phase writes. The first is one ``RunDue``: the
+service performs what became due since the day before (scheduled sends at their hour,
+automated follow-ups, assessments) before anything else happens that day. Every random
+draw of a day happens while planning it, so the same seed plans the same commands however
+the replies interleave.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from contracts.commands import (
     RecordReply,
     RefreshCredits,
     RegisterMember,
+    RunDue,
     UpdatePreferences,
 )
 from contracts.types import Tier, month_of, month_start, next_month
@@ -29,6 +33,7 @@ from inmail.simulator.corpus import (
     CONNECTIONS_PER_MONTH,
     DAYS_PER_MONTH,
     DECLINE_REASONS,
+    FLOOR_SENDER_CONNECTIONS,
     INITIAL_CONNECTIONS,
     PREFERENCE_CHANGES_PER_MONTH,
     REPLIES,
@@ -62,9 +67,10 @@ class Planner:
         self.sends = SendPlanner(self.world, self.rng, templates, options.activity, self.next_command_id)
 
     def plan_day(self, day: int) -> list[list[Step]]:
-        """The day's four phases, in the order they run; all of them planned now."""
+        """The day's five phases, in the order they run; all of them planned now."""
         now = self.start + timedelta(days=day, hours=12)
         return [
+            self._plan_due(day, now),
             self._plan_members(day, now),
             self._plan_social(day, now),
             self.sends.plan(day, now),
@@ -75,6 +81,11 @@ class Planner:
         """A new command id: the run's prefix and a serial."""
         self.command_serial += 1
         return f"{self.prefix}-{self.command_serial}"
+
+    def _plan_due(self, day: int, now: datetime) -> list[Step]:
+        """RunDue up to now; the model decides which scheduled sends it delivers, as the service does."""
+        delivered = tuple(self.world.deliver(day))
+        return [Step(-1, RunDue(command_id=self.next_command_id(), until=now), delivers=delivered)]
 
     def _plan_members(self, day: int, now: datetime) -> list[Step]:
         """Registrations, the month's refresh (the simulator plays the scheduler), tier and preferences."""
@@ -120,7 +131,8 @@ class Planner:
         # Tier and preference changes do not scale with --activity: it is about sending.
         for _ in range(poisson(self.rng, established * TIER_CHANGES_PER_MONTH / DAYS_PER_MONTH)):
             member = self.world.members[self.world.registered.pick(self.rng)]
-            if member.index not in joined_today:
+            # The floor sender stays a recruiter: its periods are assessed only on that tier.
+            if member.index not in joined_today and not member.floor_sender:
                 steps.append(self._change_tier(member, now))
         for _ in range(poisson(self.rng, established * PREFERENCE_CHANGES_PER_MONTH / DAYS_PER_MONTH)):
             member = self.world.members[self.world.registered.pick(self.rng)]
@@ -204,23 +216,37 @@ class Planner:
             # depend on which of two concurrent commands the service saw first.
             if other == asker or other in member.connected or other in member.blocked:
                 continue
-            member.connected.add(other)
-            member.connections.append(other)
             peer = self.world.members[other]
-            peer.connected.add(asker)
-            peer.connections.append(asker)
-            steps.append(
-                Step(
-                    asker,
-                    ConnectMembers(
-                        command_id=self.next_command_id(),
-                        occurred_at=now,
-                        member_id=member.member_id,
-                        other_member_id=peer.member_id,
-                    ),
-                )
-            )
-        return steps
+            steps.append(self._connect(member, peer, now))
+        return steps + self._floor_connections(now)
+
+    def _floor_connections(self, now: datetime) -> list[Step]:
+        """The floor sender, on the day it joins, connects with many members: its InMails are free."""
+        sender = next((m for m in self.world.members if m.floor_sender), None)
+        if sender is None or sender.index not in self.joined_today:
+            return []
+        others = [
+            m for m in self.world.members
+            if m.registered and m.index != sender.index and m.index not in sender.connected
+            and m.index not in sender.blocked
+        ]  # fmt: skip
+        return [self._connect(sender, other, now) for other in others[:FLOOR_SENDER_CONNECTIONS]]
+
+    def _connect(self, member: SimMember, peer: SimMember, now: datetime) -> Step:
+        """A new connection between two members not connected yet, in the model and as a command."""
+        member.connected.add(peer.index)
+        member.connections.append(peer.index)
+        peer.connected.add(member.index)
+        peer.connections.append(member.index)
+        return Step(
+            member.index,
+            ConnectMembers(
+                command_id=self.next_command_id(),
+                occurred_at=now,
+                member_id=member.member_id,
+                other_member_id=peer.member_id,
+            ),
+        )
 
     def _plan_responses(self, day: int, now: datetime) -> list[Step]:
         """Reads, acknowledgements and responses due today.

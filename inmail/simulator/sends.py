@@ -1,27 +1,33 @@
 """The send phase of a day: who sends which InMail to whom, as singles, bulk and follow-ups.
 
-Each InMail's segment, response rate and fate are drawn as it is planned, so replies
-cannot change them.
+Recruiters schedule some singles for a later morning and plan automated follow-ups on
+some (the service sends or cancels those by itself); the run's floor sender blasts its
+connections with generic templates. Each InMail's segment, response rate and fate are
+drawn as it is planned, so replies cannot change them.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from contracts.commands import SendBulkInMail, SendInMail
+from contracts.commands import AutomatedFollowUp, SendBulkInMail, SendInMail
 from contracts.policy import CURRENT_POLICY
 from contracts.types import InMailKind
 from inmail.simulator.corpus import (
+    AUTOMATED_FOLLOW_UP_DAYS,
     COMPANIES,
     DAYS_PER_MONTH,
+    FLOOR_SENDER_DAILY,
     FOLLOW_UP_LIFT,
     KIND_TEXT,
     MAX_INTENSITY,
     PERSONALISED_RATE,
     PROFILES,
     ROLES,
+    SCHEDULE_AHEAD_DAYS,
+    SCHEDULED_HOUR,
     TIERS,
     TOPICS,
     Template,
@@ -71,7 +77,7 @@ class SendPlanner:
                 step = self._bulk(self._sender(pool), profile, day, now)
                 if step is not None:
                     steps.append(step)
-        return steps
+        return steps + self._floor_sender(day, now)
 
     def _sender(self, pool: Pool) -> SimMember:
         """A member of the pool, heavy senders more often (rejection sampling on intensity)."""
@@ -122,7 +128,13 @@ class SendPlanner:
             template = self._template(profile, kind)
             subject, body = template.subject, template.body
             template_id, personalised, rate = template.template_id, template.personalised, template.rate
-        inmail = self._inmail(sender, recipient, profile, day, kind, template_id, subject, personalised, rate)
+        ahead = self.rng.randint(*SCHEDULE_AHEAD_DAYS) if self.rng.random() < profile.scheduled else 0
+        automated = self.rng.random() < profile.automated_follow_up
+        inmail = self._inmail(
+            sender, recipient, profile, day + ahead, kind, template_id, subject, personalised, rate,
+            automated=automated,
+        )  # fmt: skip
+        delivery_morning = now.replace(hour=SCHEDULED_HOUR) + timedelta(days=ahead)
         return Step(
             sender.index,
             SendInMail(
@@ -134,9 +146,45 @@ class SendPlanner:
                 body=_greeting(recipient, personalised) + body,
                 kind=kind,
                 template_id=template_id,
+                send_at=delivery_morning if ahead else None,
+                automated_follow_up=_automated_follow_up(recipient) if automated else None,
             ),
             inmails=(inmail,),
         )
+
+    def _floor_sender(self, day: int, now: datetime) -> list[Step]:
+        """The floor sender's daily bulk send of a generic template to its connections (free,
+        rarely answered); refused while its bulk InMail is suspended."""
+        sender = next((m for m in self.world.members if m.floor_sender and m.registered), None)
+        if sender is None:
+            return []
+        reachable = [
+            index for index in sender.connections
+            if index not in sender.blocked and not self.world.members[index].open_profile
+        ]  # fmt: skip
+        if len(reachable) < CURRENT_POLICY.bulk_min_recipients:
+            return []
+        profile = PROFILES[sender.tier]
+        chosen = self.rng.sample(reachable, min(FLOOR_SENDER_DAILY, len(reachable)))
+        template = self.rng.choice(self.templates[("recruiter_outreach", False)])
+        inmails = tuple(
+            self._inmail(
+                sender, self.world.members[index], profile, day, "recruiter_outreach",
+                template.template_id, template.subject, False, template.rate, automated=True,
+            )
+            for index in chosen
+        )  # fmt: skip
+        bulk = SendBulkInMail(
+            command_id=self.next_command_id(),
+            occurred_at=now,
+            sender_id=sender.member_id,
+            recipient_ids=[self.world.members[index].member_id for index in chosen],
+            subject=template.subject,
+            body="Hello, " + template.body,
+            kind="recruiter_outreach",
+            template_id=template.template_id,
+        )
+        return [Step(sender.index, bulk, inmails=inmails)]
 
     def _bulk(self, sender: SimMember, profile: TierProfile, day: int, now: datetime) -> Step | None:
         size = self.rng.randint(*profile.bulk_size)
@@ -213,8 +261,13 @@ class SendPlanner:
         rate: float,
         *,
         original: SimInMail | None = None,
+        automated: bool = False,
     ) -> SimInMail:
-        """An InMail's segment, response rate and fate, drawn now so replies cannot change them."""
+        """An InMail's segment, response rate and fate, drawn now so replies cannot change them.
+
+        ``automated``: no manual follow-up is planned for it (the service follows it up by
+        itself, or it is the floor sender's, who never follows up).
+        """
         segment: Segment
         if original is not None:
             segment = "follow_up"
@@ -233,9 +286,17 @@ class SendPlanner:
             kind=kind,
             template_id=template_id,
             subject=subject,
-            fate=draw_fate(self.rng, rate, profile, follow_up=original is None),
+            fate=draw_fate(self.rng, rate, profile, follow_up=original is None and not automated),
             original=original,
         )
+
+
+def _automated_follow_up(recipient: SimMember) -> AutomatedFollowUp:
+    return AutomatedFollowUp(
+        after_days=AUTOMATED_FOLLOW_UP_DAYS,
+        subject="Following up",
+        body=f"Hi {recipient.first_name}, in case my message got buried: would a short call suit you?",
+    )
 
 
 def _greeting(recipient: SimMember, personalised: bool) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from contracts.types import next_month
@@ -25,7 +25,7 @@ SEGMENT_NAMES: Final[Mapping[Segment, str]] = {
 }
 
 EXPECTED_REFUSALS: Final = frozenset(
-    {"INSUFFICIENT_CREDITS", "BLOCKED", "RECIPIENT_OPTED_OUT", "TIER_NOT_ALLOWED"}
+    {"INSUFFICIENT_CREDITS", "BLOCKED", "RECIPIENT_OPTED_OUT", "TIER_NOT_ALLOWED", "BULK_SUSPENDED"}
 )
 """Refusals a realistic run meets because members act on what they know; any other code is a
 problem (of the simulator or of the service)."""
@@ -89,6 +89,14 @@ class Summary:
     segments: tuple[SegmentRate, ...]
     templates: Mapping[str, TemplateCount]
     """Every InMail sent, by template id (all of them, not only settled ones)."""
+    scheduled: int = 0
+    """Scheduled sends the service accepted."""
+    automated_follow_ups: int = 0
+    """Sends the service accepted with an automated follow-up."""
+    due: Mapping[str, int] = field(default_factory=dict)
+    """What the service's due work did, by outcome (RunDue's ``outcomes``, added up)."""
+    floor_sender: str | None = None
+    """The member meant to fall under the response-rate floor."""
 
     @property
     def commands_total(self) -> int:
@@ -125,6 +133,9 @@ class Summary:
                 (name.removeprefix(self.id_prefix), count.sent, count.responded)
                 for name, count in self.templates.items()
             ),
+            "scheduled": self.scheduled,
+            "automated_follow_ups": self.automated_follow_ups,
+            "due": dict(sorted(self.due.items())),
         }
 
     def render(self) -> str:
@@ -148,6 +159,7 @@ class Summary:
         lines.append(
             f"Events written: {self.events_written:,} (stream seq {self.first_seq:,} -> {self.last_seq:,})"
         )
+        lines += self._render_due()
         lines.append(f"Response rates (InMails sent at least {SETTLE_DAYS} days before the end):")
         lines.append(f"  {'segment':<14}{'InMails':>9}{'responses':>11}{'achieved':>10}  target")
         for rate in self.segments:
@@ -164,6 +176,20 @@ class Summary:
                 f"{rate.rate:>10.1%}  {target}  {verdict}"
             )
         return "\n".join(lines)
+
+    def _render_due(self) -> list[str]:
+        due = self.due
+        floor = f" (sender {self.floor_sender})" if self.floor_sender else ""
+        return [
+            f"Scheduled sends: {self.scheduled:,} scheduled, {due.get('delivered', 0):,} delivered, "
+            f"{due.get('cancelled', 0):,} cancelled",
+            f"Automated follow-ups: {self.automated_follow_ups:,} planned, {due.get('follow_up_sent', 0):,} "
+            f"sent, {due.get('follow_up_cancelled', 0):,} cancelled",
+            f"Response-rate floor{floor}: {due.get('warned', 0)} warning(s), {due.get('suspended', 0)} "
+            f"suspension(s), {due.get('warning_ended', 0)} warning(s) ended, "
+            f"{due.get('suspension_ended', 0)} suspension(s) ended, "
+            f"{due.get('assessed', 0)} other assessment(s)",
+        ]
 
 
 class Tally:
@@ -185,6 +211,10 @@ class Tally:
         """Sum of the model's rates of followed-up originals, in millionths."""
         self.template_sent: Counter[str] = Counter()
         self.template_responded: Counter[str] = Counter()
+        self.scheduled = 0
+        self.automated_follow_ups = 0
+        self.due: Counter[str] = Counter()
+        self.floor_sender: str | None = None
 
     def count_sent(self, inmail: SimInMail) -> None:
         """Count an InMail the service accepted."""
@@ -251,6 +281,10 @@ class Tally:
                 name: TemplateCount(count, self.template_responded[name])
                 for name, count in sorted(self.template_sent.items())
             },
+            scheduled=self.scheduled,
+            automated_follow_ups=self.automated_follow_ups,
+            due=dict(self.due),
+            floor_sender=self.floor_sender,
         )
 
 

@@ -1,7 +1,8 @@
 """The member decider: every command to its decision, every event to its aggregate.
 
 One module per capability holds the decisions (``profile``, ``credits``,
-``sending``, ``responses``), ``rules`` what they share, and ``state`` the
+``sending``, ``responses``, ``scheduling``, ``follow_ups``, ``enforcement``),
+``rules`` what they share, and ``state`` the
 aggregate and its rule-free ``evolve``. All of it is pure: no I/O, no clock,
 no id generation.
 """
@@ -14,27 +15,36 @@ from collections.abc import Mapping
 from contracts.commands import (
     AcknowledgeInMail,
     AnyCommand,
+    AssessResponseRate,
     BlockMember,
+    CancelFollowUp,
+    CancelScheduledInMail,
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
+    DeliverScheduledInMail,
+    EndBulkSuspension,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
     RegisterMember,
+    SendAutomatedFollowUp,
     SendBulkInMail,
     SendInMail,
     UpdatePreferences,
 )
 from contracts.events import (
     AnyEvent,
+    FollowUpCancelled,
     InMailAcknowledged,
     InMailDeclined,
     InMailRead,
     InMailReplied,
+    InMailScheduled,
     InMailSent,
+    ScheduledInMailCancelled,
 )
-from services.domain import credits, profile, responses, sending
+from services.domain import credits, enforcement, follow_ups, profile, responses, scheduling, sending
 from services.domain.rules import Context, Decision, fingerprint
 from services.domain.state import Member
 
@@ -69,13 +79,34 @@ def decide(
             return responses.record_reply(target, cmd, ctx)
         case DeclineInMail():
             return responses.decline_inmail(target, cmd, ctx)
+        case CancelScheduledInMail():
+            return scheduling.cancel_scheduled_inmail(target, cmd, ctx)
+        case DeliverScheduledInMail():
+            return scheduling.deliver_scheduled_inmail(target, others.get(cmd.recipient_id), cmd, ctx)
+        case CancelFollowUp():
+            return follow_ups.cancel_follow_up(target, cmd, ctx)
+        case SendAutomatedFollowUp():
+            return follow_ups.send_automated_follow_up(target, others.get(cmd.recipient_id), cmd, ctx)
+        case AssessResponseRate():
+            return enforcement.assess_response_rate(target, cmd, ctx)
+        case EndBulkSuspension():
+            return enforcement.end_bulk_suspension(target, cmd, ctx)
     raise TypeError(f"not a command: {type(cmd).__name__}")
 
 
 def aggregate_of(event: AnyEvent) -> str:
     """The member whose aggregate records an event."""
     match event:
-        case InMailSent() | InMailRead() | InMailAcknowledged() | InMailReplied() | InMailDeclined():
+        case (
+            InMailSent()
+            | InMailRead()
+            | InMailAcknowledged()
+            | InMailReplied()
+            | InMailDeclined()
+            | InMailScheduled()
+            | ScheduledInMailCancelled()
+            | FollowUpCancelled()
+        ):
             return event.sender_id
         case _:
             return event.member_id

@@ -79,3 +79,11 @@ class InvalidFollowUp(DomainError):
 
 class IdempotencyConflict(DomainError):
     code = "IDEMPOTENCY_CONFLICT"
+
+
+class AlreadySent(DomainError):
+    code = "ALREADY_SENT"
+
+
+class BulkSuspended(DomainError):
+    code = "BULK_SUSPENDED"

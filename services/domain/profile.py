@@ -87,22 +87,28 @@ def change_tier(state: Member | None, cmd: ChangeTier, ctx: Context) -> Decision
                 member_id=member.member_id,
                 open_profile=False,
                 inmail_opt_out=member.inmail_opt_out,
+                email_notifications=member.email_notifications,
             )
         )
     return Decision(events)
 
 
 def update_preferences(state: Member | None, cmd: UpdatePreferences, ctx: Context) -> Decision:
-    """UpdatePreferences: Open Profile on paid tiers only; InMail opt-out for anyone."""
+    """UpdatePreferences: Open Profile on paid tiers only; InMail opt-out and email alerts for anyone."""
     member = existing(state, cmd.member_id)
     if (done := repeat(member, cmd, ctx)) is not None:
         return done
     check_time(member, ctx)
     open_profile = member.open_profile if cmd.open_profile is None else cmd.open_profile
     opt_out = member.inmail_opt_out if cmd.inmail_opt_out is None else cmd.inmail_opt_out
+    emails = member.email_notifications if cmd.email_notifications is None else cmd.email_notifications
     if open_profile and not ctx.policy.tier(member.tier).paid:
         raise errors.TierNotAllowed("Open Profile needs a paid tier")
-    if (open_profile, opt_out) == (member.open_profile, member.inmail_opt_out):
+    if (open_profile, opt_out, emails) == (
+        member.open_profile,
+        member.inmail_opt_out,
+        member.email_notifications,
+    ):
         return Decision.already(member.preferences_seq)
     return Decision(
         [
@@ -111,6 +117,7 @@ def update_preferences(state: Member | None, cmd: UpdatePreferences, ctx: Contex
                 member_id=member.member_id,
                 open_profile=open_profile,
                 inmail_opt_out=opt_out,
+                email_notifications=emails,
             )
         ]
     )

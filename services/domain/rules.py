@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypedDict
 
@@ -19,31 +19,43 @@ import msgspec
 from contracts.commands import (
     AcknowledgeInMail,
     AnyCommand,
+    AssessResponseRate,
     BlockMember,
+    CancelFollowUp,
+    CancelScheduledInMail,
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
+    DeliverScheduledInMail,
+    EndBulkSuspension,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
     RegisterMember,
+    SendAutomatedFollowUp,
     SendBulkInMail,
     SendInMail,
     UpdatePreferences,
 )
 from contracts.events import (
     AnyEvent,
+    BulkSuspensionEnded,
     CreditsRefreshed,
     Event,
+    FollowUpCancelled,
+    FreeReason,
     InMailAcknowledged,
     InMailDeclined,
     InMailRead,
     InMailReplied,
+    InMailScheduled,
     InMailSent,
     MemberBlocked,
     MemberRegistered,
     MembersConnected,
     PreferencesUpdated,
+    ResponseRateAssessed,
+    ScheduledInMailCancelled,
     TierChanged,
 )
 from contracts.policy import CURRENT_POLICY, Policy
@@ -128,21 +140,34 @@ def existing(state: Member | None, member_id: str, *, at: datetime | None = None
     return state
 
 
-_RECORDED_BY: Mapping[type[AnyCommand], type[Event]] = {
-    RegisterMember: MemberRegistered,
-    ChangeTier: TierChanged,
-    UpdatePreferences: PreferencesUpdated,
-    ConnectMembers: MembersConnected,
-    BlockMember: MemberBlocked,
-    RefreshCredits: CreditsRefreshed,
-    SendInMail: InMailSent,
-    SendBulkInMail: InMailSent,
-    MarkInMailRead: InMailRead,
-    AcknowledgeInMail: InMailAcknowledged,
-    RecordReply: InMailReplied,
-    DeclineInMail: InMailDeclined,
+def _any_of(*kinds: type[Event]) -> int:
+    bits = 0
+    for kind in kinds:
+        bits |= EVENT_BITS[kind]
+    return bits
+
+
+_RECORDED_BY: Mapping[type[AnyCommand], int] = {
+    RegisterMember: _any_of(MemberRegistered),
+    ChangeTier: _any_of(TierChanged),
+    UpdatePreferences: _any_of(PreferencesUpdated),
+    ConnectMembers: _any_of(MembersConnected),
+    BlockMember: _any_of(MemberBlocked),
+    RefreshCredits: _any_of(CreditsRefreshed),
+    SendInMail: _any_of(InMailSent, InMailScheduled),
+    SendBulkInMail: _any_of(InMailSent),
+    MarkInMailRead: _any_of(InMailRead),
+    AcknowledgeInMail: _any_of(InMailAcknowledged),
+    RecordReply: _any_of(InMailReplied),
+    DeclineInMail: _any_of(InMailDeclined),
+    CancelScheduledInMail: _any_of(ScheduledInMailCancelled),
+    CancelFollowUp: _any_of(FollowUpCancelled),
+    DeliverScheduledInMail: _any_of(InMailSent, ScheduledInMailCancelled),
+    SendAutomatedFollowUp: _any_of(InMailSent, FollowUpCancelled),
+    AssessResponseRate: _any_of(ResponseRateAssessed),
+    EndBulkSuspension: _any_of(BulkSuspensionEnded),
 }
-"""The event every successful command of a type writes: a repeat must have written it too."""
+"""The events one of which every successful command of a type writes: a repeat must have too."""
 
 
 def repeat(member: Member, cmd: AnyCommand, ctx: Context) -> Decision | None:
@@ -155,7 +180,7 @@ def repeat(member: Member, cmd: AnyCommand, ctx: Context) -> Decision | None:
     receipt = member.receipts.get(cmd.command_id)
     if receipt is None:
         return None
-    same_type = receipt.recorded & EVENT_BITS[_RECORDED_BY[type(cmd)]]
+    same_type = receipt.recorded & _RECORDED_BY[type(cmd)]
     if not same_type or (receipt.fingerprint and receipt.fingerprint != ctx.fingerprint):
         raise errors.IdempotencyConflict(
             f"command_id {cmd.command_id} was already used on member {member.member_id} for "
@@ -174,6 +199,24 @@ def check_time(member: Member, ctx: Context) -> None:
         )
 
 
+def due_context(member: Member, ctx: Context) -> Context:
+    """The context of due work on a member: its due time, or the member's latest event's if later.
+
+    Due work is performed at its due time (trusted client time) or when the server's
+    clock finds it due; an aggregate's time never runs backwards, so work found late
+    (the member moved on meanwhile) is recorded at the member's latest time instead.
+    """
+    if ctx.now >= member.last_event_at:
+        return ctx
+    return replace(ctx, now=member.last_event_at)
+
+
+def check_due(due_at: datetime, ctx: Context, what: str) -> None:
+    """Refuse due work asked for before it is due (a process whose clock runs ahead)."""
+    if ctx.now < due_at:
+        raise errors.InvalidTime(f"{what} is not due before {due_at.isoformat()}")
+
+
 def check_body(body: str, policy: Policy) -> None:
     """Refuse a blank body, or one longer than the policy allows."""
     # len() counts Unicode code points, not bytes: "é" is one character.
@@ -189,3 +232,26 @@ def check_not_blocked(member: Member, other: Member) -> None:
     """Refuse when either member blocked the other."""
     if other.member_id in member.blocked or member.member_id in other.blocked:
         raise errors.Blocked(f"members {member.member_id} and {other.member_id} are blocked")
+
+
+def check_message(subject: str, body: str, policy: Policy) -> None:
+    """Refuse a blank or overlong subject or body."""
+    if not subject.strip():
+        raise errors.EmptyMessage("the subject is empty")
+    if len(subject) > policy.subject_max_chars:
+        raise errors.SubjectTooLong(
+            f"the subject has {len(subject)} characters, at most {policy.subject_max_chars} allowed"
+        )
+    check_body(body, policy)
+
+
+def reachable(sender: Member, recipient: Member) -> FreeReason | None:
+    """Why an InMail to ``recipient`` is free (None: it is charged), or why it cannot be sent."""
+    check_not_blocked(sender, recipient)
+    if recipient.member_id in sender.connections or sender.member_id in recipient.connections:
+        return "connection"
+    if recipient.inmail_opt_out:
+        raise errors.RecipientOptedOut(f"member {recipient.member_id} does not accept InMail")
+    if recipient.open_profile:
+        return "open_profile"
+    return None

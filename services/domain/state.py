@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 import msgspec
@@ -22,23 +22,29 @@ import msgspec
 from contracts.events import (
     EVENT_TYPES,
     AnyEvent,
+    BulkSuspensionEnded,
     CreditRefunded,
     CreditsForfeited,
     CreditsRefreshed,
     Event,
+    FollowUpCancelled,
     FreeReason,
     InMailAcknowledged,
     InMailDeclined,
     InMailRead,
     InMailReplied,
+    InMailScheduled,
     InMailSent,
     MemberBlocked,
     MemberRegistered,
     MembersConnected,
     PreferencesUpdated,
+    ResponseRateAssessed,
+    ScheduledInMailCancelled,
+    Stage,
     TierChanged,
 )
-from contracts.types import Tier
+from contracts.types import InMailKind, Tier
 
 
 class SentInMail(msgspec.Struct, gc=False):
@@ -52,21 +58,56 @@ class SentInMail(msgspec.Struct, gc=False):
 
     inmail_id: str
     recipient_id: str
+    sender_tier: Tier
     sent_at: datetime
     seq: int
     charged: bool
     free_reason: FreeReason | None
     follow_up_of: str | None
     followed_up: bool = False
+    """A follow-up of it was sent, or is scheduled or planned (and not cancelled)."""
+    automated_follow_up: str | None = None
+    """The id of the automated follow-up planned with it."""
     read_seq: int | None = None
     acknowledged_seq: int | None = None
     replied_seq: int | None = None
     declined_seq: int | None = None
+    responded_at: datetime | None = None
+    """When the first response (reply or decline) came."""
     refunded: bool = False
 
     @property
     def responded(self) -> bool:
         return self.replied_seq is not None or self.declined_seq is not None
+
+
+class ScheduledInMail(msgspec.Struct, gc=False):
+    """An InMail scheduled for later, as its ``InMailScheduled`` recorded it, and its outcome."""
+
+    scheduled: InMailScheduled
+    seq: int
+    outcome_seq: int | None = None
+    """Of its delivery or its cancellation; None while it is pending."""
+    delivered: bool = False
+    refunded: bool = False
+    follow_up_cancelled_seq: int | None = None
+    """Of the FollowUpCancelled that called its automated follow-up off before delivery."""
+
+
+class PlannedFollowUp(msgspec.Struct, gc=False):
+    """An automated follow-up planned with a delivered InMail, and its outcome."""
+
+    inmail_id: str
+    follow_up_of: str
+    recipient_id: str
+    due_at: datetime
+    subject: str
+    body: str
+    kind: InMailKind
+    seq: int
+    outcome_seq: int | None = None
+    """Of the follow-up's InMailSent or its FollowUpCancelled; None while it is pending."""
+    sent: bool = False
 
 
 class Receipt(msgspec.Struct, gc=False):
@@ -97,6 +138,7 @@ class Member:
     tier: Tier
     open_profile: bool
     inmail_opt_out: bool
+    email_notifications: bool
     registered_seq: int
     registered_at: datetime
     version: int
@@ -117,6 +159,18 @@ class Member:
     blocked: dict[str, int] = field(default_factory=dict)
     inmails: dict[str, SentInMail] = field(default_factory=dict)
     receipts: dict[str, Receipt] = field(default_factory=dict)
+    scheduled: dict[str, ScheduledInMail] = field(default_factory=dict)
+    follow_ups: dict[str, PlannedFollowUp] = field(default_factory=dict)
+    """Automated follow-ups by their own id."""
+    first_sent_at: datetime | None = None
+    """When the member's first InMail went out: its assessment periods start that day."""
+    stage: Stage = "ok"
+    stage_since: datetime | None = None
+    stage_until: datetime | None = None
+    enforcement_seq: int = 0
+    """Stream sequence of the event that recorded the current stage."""
+    assessed: dict[tuple[datetime, bool], int] = field(default_factory=dict)
+    """(period start, warning period) -> stream sequence of its assessment."""
 
 
 def evolve(state: Member | None, event: AnyEvent, seq: int) -> Member:
@@ -128,6 +182,7 @@ def evolve(state: Member | None, event: AnyEvent, seq: int) -> Member:
             tier=event.tier,
             open_profile=event.open_profile,
             inmail_opt_out=event.inmail_opt_out,
+            email_notifications=True,
             registered_seq=seq,
             registered_at=event.occurred_at,
             version=seq,
@@ -152,32 +207,49 @@ def evolve(state: Member | None, event: AnyEvent, seq: int) -> Member:
 def _apply(state: Member, event: AnyEvent, seq: int) -> None:
     match event:
         case InMailSent():
-            state.inmails[event.inmail_id] = SentInMail(
-                inmail_id=event.inmail_id,
-                recipient_id=event.recipient_id,
-                sent_at=event.occurred_at,
-                seq=seq,
-                charged=event.charged,
-                free_reason=event.free_reason,
-                follow_up_of=event.follow_up_of,
-            )
-            if event.follow_up_of is not None and event.follow_up_of in state.inmails:
-                state.inmails[event.follow_up_of].followed_up = True
+            _sent(state, event, seq)
+        case InMailScheduled():
+            state.scheduled[event.inmail_id] = ScheduledInMail(event, seq)
+            _mark_followed_up(state, event.follow_up_of, True)
             if event.charged:
                 state.balance -= 1
                 state.spent += 1
+        case ScheduledInMailCancelled():
+            pending = state.scheduled[event.inmail_id]
+            pending.outcome_seq = seq
+            _mark_followed_up(state, pending.scheduled.follow_up_of, False)
+        case FollowUpCancelled():
+            follow_up = state.follow_ups.get(event.inmail_id)
+            if follow_up is None:
+                # Planned with a scheduled InMail that is not delivered yet.
+                state.scheduled[event.follow_up_of].follow_up_cancelled_seq = seq
+            else:
+                follow_up.outcome_seq = seq
+                _mark_followed_up(state, event.follow_up_of, False)
         case InMailRead():
             state.inmails[event.inmail_id].read_seq = seq
         case InMailAcknowledged():
             state.inmails[event.inmail_id].acknowledged_seq = seq
         case InMailReplied():
-            state.inmails[event.inmail_id].replied_seq = seq
+            inmail = state.inmails[event.inmail_id]
+            inmail.replied_seq = seq
+            inmail.responded_at = inmail.responded_at or event.occurred_at
         case InMailDeclined():
-            state.inmails[event.inmail_id].declined_seq = seq
+            inmail = state.inmails[event.inmail_id]
+            inmail.declined_seq = seq
+            inmail.responded_at = inmail.responded_at or event.occurred_at
         case CreditRefunded():
-            state.inmails[event.inmail_id].refunded = True
+            if event.reason == "cancelled":
+                state.scheduled[event.inmail_id].refunded = True
+            else:
+                state.inmails[event.inmail_id].refunded = True
             state.balance += 1
             state.refunded += 1
+        case ResponseRateAssessed():
+            state.assessed[event.period_start, event.warning_period] = seq
+            _set_stage(state, event.stage, event.since, event.until, seq)
+        case BulkSuspensionEnded():
+            _set_stage(state, "ok", event.until, None, seq)
         case CreditsRefreshed():
             state.balance += event.granted - event.forfeited
             state.granted += event.granted
@@ -195,6 +267,7 @@ def _apply(state: Member, event: AnyEvent, seq: int) -> None:
         case PreferencesUpdated():
             state.open_profile = event.open_profile
             state.inmail_opt_out = event.inmail_opt_out
+            state.email_notifications = event.email_notifications
             state.preferences_seq = seq
         case MembersConnected():
             state.connections[event.other_member_id] = seq
@@ -202,6 +275,59 @@ def _apply(state: Member, event: AnyEvent, seq: int) -> None:
             state.blocked[event.blocked_member_id] = seq
         case MemberRegistered():
             raise ValueError(f"member {event.member_id} registered twice (seq {seq})")
+
+
+def _sent(state: Member, event: InMailSent, seq: int) -> None:
+    state.inmails[event.inmail_id] = SentInMail(
+        inmail_id=event.inmail_id,
+        recipient_id=event.recipient_id,
+        sender_tier=event.sender_tier,
+        sent_at=event.occurred_at,
+        seq=seq,
+        charged=event.charged,
+        free_reason=event.free_reason,
+        follow_up_of=event.follow_up_of,
+    )
+    if state.first_sent_at is None:
+        state.first_sent_at = event.occurred_at
+    _mark_followed_up(state, event.follow_up_of, True)
+    if event.charged and not event.scheduled:
+        state.balance -= 1
+        state.spent += 1
+    if event.scheduled:
+        delivered = state.scheduled[event.inmail_id]
+        delivered.outcome_seq = seq
+        delivered.delivered = True
+    if event.automated:
+        done = state.follow_ups[event.inmail_id]
+        done.outcome_seq = seq
+        done.sent = True
+    plan = event.automated_follow_up
+    if plan is not None:
+        state.follow_ups[plan.inmail_id] = PlannedFollowUp(
+            inmail_id=plan.inmail_id,
+            follow_up_of=event.inmail_id,
+            recipient_id=event.recipient_id,
+            due_at=event.occurred_at + timedelta(days=plan.after_days),
+            subject=plan.subject,
+            body=plan.body,
+            kind=event.kind,
+            seq=seq,
+        )
+        state.inmails[event.inmail_id].automated_follow_up = plan.inmail_id
+        state.inmails[event.inmail_id].followed_up = True
+
+
+def _mark_followed_up(state: Member, original_id: str | None, followed_up: bool) -> None:
+    if original_id is not None and original_id in state.inmails:
+        state.inmails[original_id].followed_up = followed_up
+
+
+def _set_stage(
+    state: Member, stage: Stage, since: datetime | None, until: datetime | None, seq: int
+) -> None:
+    state.stage, state.stage_since, state.stage_until = stage, since, until
+    state.enforcement_seq = seq
 
 
 def _record_receipt(state: Member, event: Event, seq: int) -> None:
@@ -213,7 +339,7 @@ def _record_receipt(state: Member, event: Event, seq: int) -> None:
     receipt.seq = seq
     receipt.credits_left = state.balance
     receipt.recorded |= EVENT_BITS[type(event)]
-    if isinstance(event, InMailSent):
+    if isinstance(event, InMailSent | InMailScheduled):
         receipt.inmail_ids += (event.inmail_id,)
     elif isinstance(event, CreditRefunded):
         receipt.refunded = True

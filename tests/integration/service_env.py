@@ -18,6 +18,7 @@ from eventstore import connect
 from inmail.app import InMailService, ServiceSettings, default_store_url
 from inmail.natsserver import EmbeddedNatsServer
 from inmail.stream_guard import BUCKET as IDENTITY_BUCKET
+from services.monthly_refresh import BUCKET
 
 
 class Client:
@@ -87,9 +88,12 @@ async def delete_service_streams(server: EmbeddedNatsServer) -> None:
     so the next service starts on a new stream as a first install would."""
     async with client_for(server, "admin") as cleanup:
         js = cleanup.nc.jetstream()
-        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM, f"KV_{IDENTITY_BUCKET}"):
+        streams = (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM, subjects.NOTIFICATIONS_STREAM)
+        for stream in (*streams, f"KV_{IDENTITY_BUCKET}"):
             with contextlib.suppress(NotFoundError):
                 await js.delete_stream(stream)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_key_value(BUCKET)
 
 
 @asynccontextmanager

@@ -15,7 +15,12 @@ from services.monthly_refresh import BUCKET
 from tests.integration.service_env import client_for, running_service, settings_for
 
 EVENTS = subjects.EVENTS_STREAM
-STORES = {subjects.EVENTS_STREAM: "stream", subjects.MEMBERS_STREAM: "stream", BUCKET: "bucket"}
+STORES = {
+    subjects.EVENTS_STREAM: "stream",
+    subjects.MEMBERS_STREAM: "stream",
+    BUCKET: "bucket",
+    subjects.NOTIFICATIONS_STREAM: "stream",
+}
 
 
 async def test_health_lists_every_stream_and_bucket_with_its_replicas_and_each_projection_lag(

@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ async def test_every_command_answers_with_the_contract_envelope(client: Client, 
         "charged": False,
         "free_reason": "connection",
         "credits_left": 150,
+        "scheduled_for": None,
     }
     bulk = await ok(
         "SendBulkInMail", sender_id=sender, recipient_ids=[recipient, other], subject="Hi", body="Roles"
@@ -92,6 +94,16 @@ async def test_every_command_answers_with_the_contract_envelope(client: Client, 
     replied = await ok("RecordReply", inmail_id=inmail_id, member_id=recipient, body="Actually yes")
     assert declined["data"]["refunded"] is False  # Open Profile: the InMail was free
     assert replied["data"]["refunded"] is False
+    later = (clock() + timedelta(days=1)).isoformat()
+    scheduled = await client.ok("SendInMail", sender_id=sender, recipient_id=recipient, subject="Hi",
+                                body="Later", send_at=later)
+    cancelled = await ok("CancelScheduledInMail", inmail_id=scheduled["data"]["inmail_id"], member_id=sender)
+    assert cancelled["data"]["refunded"] is False  # Open Profile: it was free
+    follow_up = {"subject": "Again", "body": "Any thoughts?"}
+    planned = await client.ok("SendInMail", sender_id=sender, recipient_id=recipient, subject="Hi",
+                              body="Role", automated_follow_up=follow_up)
+    await ok("CancelFollowUp", inmail_id=planned["data"]["inmail_id"], member_id=sender)
+    assert (await ok("RunDue", until=later))["data"] == {"performed": 0, "outcomes": {}}
     await ok("BlockMember", member_id=recipient, blocked_member_id=sender)
     again = await client.ok("MarkInMailRead", inmail_id=inmail_id, member_id=recipient)
     assert again["seq"] == read["seq"]

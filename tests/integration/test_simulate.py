@@ -13,6 +13,8 @@ import pytest
 from contracts import subjects
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer
+from inmail.ops.replay import replay
+from inmail.ops.verify import differences
 from inmail.simulator import EXPECTED_REFUSALS, SimulationError, SimulationOptions, Summary, simulate
 from tests.conftest import secured_server
 from tests.integration.clock import ShiftedClock, at_any_time
@@ -73,6 +75,7 @@ async def test_a_small_simulation_keeps_to_the_rules_and_writes_events(
         "AcknowledgeInMail",
         "RecordReply",
         "DeclineInMail",
+        "RunDue",
     ):
         assert summary.commands.get(command, 0) > 0, command
     # The simulator plays the scheduler: members who joined earlier are refreshed as a month
@@ -81,6 +84,29 @@ async def test_a_small_simulation_keeps_to_the_rules_and_writes_events(
     # Refunds are events of their own, on top of one event per command that succeeded.
     assert summary.events_written > summary.commands_total - summary.refusals_total
     assert summary.last_seq == await _stream_last_seq(server)
+    # Scheduled sends went out at their hour, automated follow-ups went or were called off,
+    # and the floor sender fell under the floor: warned, then suspended (its bulk refused).
+    assert summary.scheduled > 0 and summary.due["delivered"] > 0
+    assert summary.automated_follow_ups > 0
+    assert summary.due["follow_up_sent"] > 0 and summary.due["follow_up_cancelled"] > 0
+    assert summary.due["warned"] >= 1 and summary.due["suspended"] >= 1
+    assert summary.refusals["BULK_SUSPENDED"] > 0
+    rendered = summary.render()
+    assert f"Response-rate floor (sender {summary.floor_sender}): " in rendered
+    assert f"Scheduled sends: {summary.scheduled:,} scheduled" in rendered
+    assert await differences(server.url, creds=server.creds("operator")) == []
+
+
+async def test_after_a_simulated_year_replay_and_verify_agree_with_the_events(
+    server: EmbeddedNatsServer, service: InMailService
+) -> None:
+    options = SimulationOptions(members=12, months=12, start="2025-01", seed=8, activity=0.3)
+    summary = await simulate(server.url, options, creds=server.creds("client"))
+    assert summary.due["delivered"] > 0 and summary.due["warned"] > 0
+    operator = server.creds("operator")
+    assert await differences(server.url, creds=operator) == []
+    assert await replay(server.url, progress=False, creds=operator) == 0
+    assert await differences(server.url, creds=operator) == []
 
 
 async def test_the_read_models_agree_with_what_the_simulation_did(

@@ -35,6 +35,7 @@ from contracts.events import (
     AnyEvent,
     CreditRefunded,
     CreditsRefreshed,
+    FollowUpPlan,
     FreeReason,
     InMailAcknowledged,
     InMailDeclined,
@@ -54,8 +55,8 @@ from contracts.types import InMailKind, Tier, month_of, utc
 from eventstore import InMemoryEventStore, NewMessage
 from services.domain.decider import aggregate_of
 from services.domain.errors import DomainError
+from services.domain.ids import inmail_id_prefix
 from services.domain.rules import Header, fingerprint
-from services.domain.sending import inmail_id_prefix
 from services.domain.state import Member
 from services.executor import CommandExecutor, CommandSettings
 from services.repository import MemberRepository
@@ -149,7 +150,7 @@ class Scenario:
         assert self.recorded == filled, _differences(self.recorded, filled)
         return self.recorded
 
-    def then_nothing_new(self, seq: int) -> None:
+    def then_nothing_new(self, seq: int | None) -> None:
         """Accepted, writing nothing: its effect is already recorded at ``seq``."""
         ok = self._accepted()
         assert self.recorded == []
@@ -273,7 +274,7 @@ def send(sender: str, recipient: str, command_id: str = "send", **fields: Any) -
 _given_ids = itertools.count(1)
 
 
-def _meta(at: datetime) -> dict[str, Any]:
+def meta(at: datetime) -> dict[str, Any]:
     n = next(_given_ids)
     return {"event_id": f"ev{n}", "occurred_at": at, "command_id": f"given{n}"}
 
@@ -288,7 +289,7 @@ def registered(
 ) -> MemberRegistered:
     """A member registered ``at``, with what ``register`` would have recorded."""
     return MemberRegistered(
-        **_meta(at),
+        **meta(at),
         member_id=member_id,
         display_name=member_id.title(),
         tier=tier,
@@ -309,24 +310,30 @@ def refreshed(
     at: datetime = T0,
 ) -> CreditsRefreshed:
     return CreditsRefreshed(
-        **_meta(at), member_id=member_id, month=month, tier=tier, granted=granted, forfeited=forfeited
+        **meta(at), member_id=member_id, month=month, tier=tier, granted=granted, forfeited=forfeited
     )
 
 
 def preferences(
-    member_id: str, *, open_profile: bool = False, inmail_opt_out: bool = False, at: datetime = T0
+    member_id: str,
+    *,
+    open_profile: bool = False,
+    inmail_opt_out: bool = False,
+    email_notifications: bool = True,
+    at: datetime = T0,
 ) -> PreferencesUpdated:
     return PreferencesUpdated(
-        **_meta(at), member_id=member_id, open_profile=open_profile, inmail_opt_out=inmail_opt_out
+        **meta(at), member_id=member_id, open_profile=open_profile, inmail_opt_out=inmail_opt_out,
+        email_notifications=email_notifications,
     )
 
 
 def connected(member_id: str, other_member_id: str, *, at: datetime = T0) -> MembersConnected:
-    return MembersConnected(**_meta(at), member_id=member_id, other_member_id=other_member_id)
+    return MembersConnected(**meta(at), member_id=member_id, other_member_id=other_member_id)
 
 
 def blocked(member_id: str, blocked_member_id: str, *, at: datetime = T0) -> MemberBlocked:
-    return MemberBlocked(**_meta(at), member_id=member_id, blocked_member_id=blocked_member_id)
+    return MemberBlocked(**meta(at), member_id=member_id, blocked_member_id=blocked_member_id)
 
 
 def sent(
@@ -344,10 +351,13 @@ def sent(
     kind: InMailKind = "recruiter_outreach",
     template_id: str | None = None,
     bulk: bool = False,
+    scheduled: bool = False,
+    automated: bool = False,
+    automated_follow_up: FollowUpPlan | None = None,
 ) -> InMailSent:
     """An InMail as ``send`` would have recorded it (the same subject and body by default)."""
     return InMailSent(
-        **_meta(at),
+        **meta(at),
         inmail_id=inmail_id,
         sender_id=sender,
         recipient_id=recipient,
@@ -360,6 +370,9 @@ def sent(
         follow_up_of=follow_up_of,
         template_id=template_id,
         bulk=bulk,
+        scheduled=scheduled,
+        automated=automated,
+        automated_follow_up=automated_follow_up,
     )
 
 
@@ -368,24 +381,24 @@ def _ids_of(mail: InMailSent) -> dict[str, Any]:
 
 
 def read(mail: InMailSent, *, at: datetime = T0) -> InMailRead:
-    return InMailRead(**_meta(at), **_ids_of(mail))
+    return InMailRead(**meta(at), **_ids_of(mail))
 
 
 def acknowledged(mail: InMailSent, *, at: datetime = T0) -> InMailAcknowledged:
-    return InMailAcknowledged(**_meta(at), **_ids_of(mail))
+    return InMailAcknowledged(**meta(at), **_ids_of(mail))
 
 
 def replied(mail: InMailSent, *, body: str = "Tell me more", at: datetime = T0) -> InMailReplied:
-    return InMailReplied(**_meta(at), **_ids_of(mail), body=body)
+    return InMailReplied(**meta(at), **_ids_of(mail), body=body)
 
 
 def declined(mail: InMailSent, *, reason: str | None = None, at: datetime = T0) -> InMailDeclined:
-    return InMailDeclined(**_meta(at), **_ids_of(mail), reason=reason)
+    return InMailDeclined(**meta(at), **_ids_of(mail), reason=reason)
 
 
 def refunded(mail: InMailSent, response_event_id: str, *, at: datetime = T0) -> CreditRefunded:
     return CreditRefunded(
-        **_meta(at),
+        **meta(at),
         member_id=mail.sender_id,
         inmail_id=mail.inmail_id,
         response_event_id=response_event_id,

@@ -17,6 +17,7 @@ VALID_QUERIES: dict[type[queries.Query], dict[str, Any]] = {
     queries.CreditBalance: {"member_id": "alice"},
     queries.CreditLedger: {"member_id": "alice"},
     queries.ResponseStats: {},
+    queries.EnforcementStatus: {"member_id": "alice"},
 }
 ALL_QUERIES = pytest.mark.parametrize("query", QUERIES, ids=lambda q: q.__name__)
 

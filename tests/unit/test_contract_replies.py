@@ -17,6 +17,8 @@ CONTRACT_ERROR_CODES = {
     "UNKNOWN_MEMBER", "UNKNOWN_INMAIL", "SELF_MESSAGE", "TIER_NOT_ALLOWED", "RECIPIENT_OPTED_OUT", "BLOCKED",
     "INSUFFICIENT_CREDITS", "NOT_RECIPIENT", "ALREADY_RESPONDED", "INVALID_FOLLOW_UP", "IDEMPOTENCY_CONFLICT",
     "UNAVAILABLE",
+    # 1.1, section 8
+    "ALREADY_SENT", "BULK_SUSPENDED",
 }
 
 
@@ -40,7 +42,8 @@ def test_the_success_envelope_has_ok_true_data_and_seq():
     ok = replies.CommandOk(data=replies.SentData("1-x", True, None, 4), seq=12)
     assert msgspec.json.decode(replies.encode(ok)) == {
         "ok": True, "seq": 12,
-        "data": {"inmail_id": "1-x", "charged": True, "free_reason": None, "credits_left": 4},
+        "data": {"inmail_id": "1-x", "charged": True, "free_reason": None, "credits_left": 4,
+                 "scheduled_for": None},
     }
 
 
@@ -65,3 +68,19 @@ def test_policy_v1_limits_are_the_contracts():
     p = POLICY_V1
     assert (p.subject_max_chars, p.body_max_chars, p.inmail_cost) == (200, 1900, 1)
     assert (p.refund_window, p.bulk_min_recipients, p.bulk_max_recipients) == (timedelta(days=90), 2, 25)
+
+
+def test_policy_v1_scheduling_and_the_response_rate_floor_are_the_contracts():
+    p = POLICY_V1
+    tiers = {tier for tier, rules in p.tiers.items() if rules.scheduled_sends}
+    assert tiers == {"recruiter", "recruiter_lite"}
+    assert {tier for tier, rules in p.tiers.items() if rules.automated_follow_ups} == {"recruiter"}
+    assert {tier for tier, rules in p.tiers.items() if rules.rate_floor} == {"recruiter", "recruiter_lite"}
+    s = p.scheduling
+    assert (s.horizon, s.follow_up_min_days, s.follow_up_max_days, s.follow_up_default_days) == (
+        timedelta(days=90), 3, 28, 7
+    )
+    e = p.enforcement
+    assert (e.period, e.assess_after, e.min_inmails, e.rate_floor, e.warning, e.suspension) == (
+        timedelta(days=14), timedelta(days=7), 100, 0.13, timedelta(days=14), timedelta(days=14)
+    )

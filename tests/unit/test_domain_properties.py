@@ -4,8 +4,11 @@ Each example registers some members, then plays random commands through
 ``decide`` and ``evolve`` exactly as the service would (accepted decisions are
 recorded, refused ones change nothing), with time moving forward by random
 amounts across months and, now and then, a command claiming an earlier time.
-After every step the credit books must balance; after the whole history,
-rebuilding each member from its recorded events must give the evolved state.
+Scheduled sends, automated follow-ups and their cancellations mix in, and now
+and then the due work found by the service's own ``DueIndex`` is performed.
+After every step the credit books must balance and no InMail is delivered
+twice; after the whole history, rebuilding each member from its recorded events
+must give the evolved state.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.commands import (
+    DUE_COMMANDS,
     AcknowledgeInMail,
     AnyCommand,
+    AutomatedFollowUp,
     BlockMember,
+    CancelFollowUp,
+    CancelScheduledInMail,
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
@@ -41,17 +48,20 @@ from contracts.events import (
     CreditRefunded,
     CreditsForfeited,
     CreditsRefreshed,
+    InMailScheduled,
     InMailSent,
     MemberRegistered,
+    ScheduledInMailCancelled,
     TierChanged,
 )
 from contracts.policy import CURRENT_POLICY
 from contracts.types import Tier, month_of, utc
 from services.domain.decider import aggregate_of, decide
 from services.domain.errors import DomainError
+from services.domain.ids import registered_seq_of
 from services.domain.rules import Context, Decision
-from services.domain.sending import registered_seq_of
 from services.domain.state import Member, evolve, rebuild
+from services.due.index import DueIndex
 from services.reply_data import reply_data
 from services.routing import reads_of, target_of
 
@@ -75,7 +85,8 @@ step_delay = st.one_of(
     st.integers(20 * DAY, 70 * DAY),
     st.integers(-2 * HOUR, -1),  # a command claiming a time before the latest event
 )
-send_step = st.tuples(st.just("send"), who, other, st.none(), message)
+send_step = st.tuples(st.just("send"), who, other, st.none(), message, st.booleans())
+schedule_step = st.tuples(st.just("schedule"), who, other, st.integers(1, 5 * DAY), message, st.booleans())
 respond_step = st.tuples(st.sampled_from(["read", "ack", "reply", "reply", "decline"]), pick, st.none())
 command_steps = st.one_of(
     st.tuples(st.just("register"), who, st.sampled_from(TIERS), rarely, rarely),
@@ -87,8 +98,13 @@ command_steps = st.one_of(
     send_step,
     send_step,
     st.tuples(st.just("burst"), who, other, st.integers(2, 12)),  # spends credits down to nothing
-    st.tuples(st.just("send"), who, st.integers(0, len(MEMBERS) - 1), pick, message),  # follow-ups
+    st.tuples(st.just("send"), who, st.integers(0, len(MEMBERS) - 1), pick, message, rarely),  # follow-ups
     st.tuples(st.just("bulk"), who, st.sets(other, min_size=2, max_size=3), message),
+    schedule_step,
+    schedule_step,
+    st.tuples(st.sampled_from(["cancel", "cancel_follow_up"]), pick),
+    st.tuples(st.just("due"), pick),
+    st.tuples(st.just("due"), pick),
     respond_step,
     respond_step,
     st.tuples(st.sampled_from(["read", "ack", "reply", "decline"]), pick, who),  # maybe not the recipient
@@ -131,6 +147,10 @@ class World:
         self.inmails: list[InMailSent] = []
         self.charged: set[str] = set()
         self.refunds: Counter[str] = Counter()
+        self.delivered: Counter[str] = Counter()
+        self.scheduled: dict[str, InMailScheduled] = {}
+        self.cancelled: set[str] = set()
+        self.due = DueIndex()
         self.answered: list[tuple[AnyCommand, int, msgspec.Struct]] = []
         self.seq = 0
         self.now = START
@@ -150,7 +170,10 @@ class World:
         if step[0] == "burst":
             _, sender, offset, count = step
             for _ in range(count):
-                self.play(("send", sender, offset, None, "ok"), delay=0)
+                self.play(("send", sender, offset, None, "ok", False), delay=0)
+            return
+        if step[0] == "due":
+            self.perform_due(at)
             return
         cmd = self.command(step)
         if cmd is not None:
@@ -175,12 +198,23 @@ class World:
             case ("refresh", m, offset):
                 month = months_after(self.now, offset)
                 return RefreshCredits(command_id=cid, member_id=MEMBERS[m], month=month)
-            case ("send", a, b, follow_up, text):
+            case ("send", a, b, follow_up, text, automated):
                 original = None
                 if follow_up is not None and self.inmails:
                     original = self.inmail(follow_up).inmail_id
                 return SendInMail(command_id=cid, sender_id=MEMBERS[a], recipient_id=peer(a, b),
-                                  follow_up_of=original, **texts(text))
+                                  follow_up_of=original, automated_follow_up=automated_follow_up(automated),
+                                  **texts(text))
+            case ("schedule", a, b, ahead, text, automated):
+                return SendInMail(command_id=cid, sender_id=MEMBERS[a], recipient_id=peer(a, b),
+                                  send_at=self.now + timedelta(seconds=ahead),
+                                  automated_follow_up=automated_follow_up(automated), **texts(text))
+            case ("cancel" | "cancel_follow_up", n):
+                if not self.scheduled:
+                    return None
+                mail = list(self.scheduled.values())[n % len(self.scheduled)]
+                kind_of = CancelScheduledInMail if kind == "cancel" else CancelFollowUp
+                return kind_of(command_id=cid, inmail_id=mail.inmail_id, member_id=mail.sender_id)
             case ("bulk", a, recipients, text):
                 return SendBulkInMail(command_id=cid, sender_id=MEMBERS[a],
                                       recipient_ids=[peer(a, r) for r in sorted(recipients)], **texts(text))
@@ -214,7 +248,8 @@ class World:
     def target(self, cmd: AnyCommand) -> str:
         target = target_of(cmd)
         if target is None:
-            assert isinstance(cmd, MarkInMailRead | AcknowledgeInMail | RecordReply | DeclineInMail)
+            assert isinstance(cmd, MarkInMailRead | AcknowledgeInMail | RecordReply | DeclineInMail
+                              | CancelScheduledInMail | CancelFollowUp)
             registered_seq = registered_seq_of(cmd.inmail_id)
             assert registered_seq is not None, cmd.inmail_id
             target = self.by_registration[registered_seq]
@@ -231,15 +266,31 @@ class World:
             return
         assert decision is not None and decision == again, "decisions are deterministic"
         target = self.target(cmd)
+        # Due work found late is recorded at the member's latest time, never earlier.
+        when = max(utc(at), before[target].last_event_at) if target in before else utc(at)
         for event in decision.events:
             assert aggregate_of(event) == target, "a decision writes only its target aggregate"
-            assert event.occurred_at == utc(at) and event.command_id == cmd.command_id
+            assert event.command_id == cmd.command_id
+            assert event.occurred_at == (when if isinstance(cmd, DUE_COMMANDS) else utc(at))
             self.record(event)
         reply = reply_data(self.states[target], cmd)
         if decision.events:
             self.answered.append((cmd, self.seq, reply))
         else:
             assert 0 < decision.existing_seq <= self.seq
+
+    def perform_due(self, until: datetime) -> None:
+        """Perform what the service's index finds due, each item at its due time, until none is."""
+        for _ in range(200):
+            item = next((found for m in self.due.members_due(until)
+                         if (found := self.due.next_for(m, until)) is not None), None)
+            if item is None:
+                return
+            before = self.seq
+            self.run(item.command, item.due_at)
+            assert self.seq > before, f"due work {item.key} wrote nothing"
+            assert not self.due.is_pending(item.key), f"due work {item.key} is still pending"
+        raise AssertionError("due work never ran out")
 
     def repeat(self, n: int, at: datetime) -> None:
         if not self.answered:
@@ -252,7 +303,7 @@ class World:
 
     def reuse(self, n: int, step: tuple[Any, ...], at: datetime) -> None:
         """A new command under a command_id its target already recorded writes nothing."""
-        cmd = self.command(step) if self.answered and step[0] != "burst" else None
+        cmd = self.command(step) if self.answered and step[0] not in ("burst", "due") else None
         if cmd is None:
             return
         used, _, _ = self.answered[n % len(self.answered)]
@@ -266,6 +317,7 @@ class World:
 
     def record(self, event: AnyEvent) -> None:
         self.seq += 1
+        self.due.apply(self.seq, event)
         owner = aggregate_of(event)
         state = self.states[owner] = evolve(self.states.get(owner), event, self.seq)
         self.logs.setdefault(owner, []).append((event, self.seq))
@@ -289,15 +341,29 @@ class World:
                 assert month in books.months, "refresh before a forfeit"
             case InMailSent():
                 self.inmails.append(event)
+                self.delivered[event.inmail_id] += 1
+                assert self.delivered[event.inmail_id] == 1, "delivered twice"
+                assert event.inmail_id not in self.cancelled, "delivered after it was cancelled"
+                assert event.scheduled == (event.inmail_id in self.scheduled)
+                if event.charged and not event.scheduled:
+                    books.spent += 1
+                    self.charged.add(event.inmail_id)
+                    assert month in books.months, "refresh before a charged send"
+            case InMailScheduled():
+                self.scheduled[event.inmail_id] = event
                 if event.charged:
                     books.spent += 1
                     self.charged.add(event.inmail_id)
                     assert month in books.months, "refresh before a charged send"
+            case ScheduledInMailCancelled():
+                assert event.inmail_id not in self.delivered, "cancelled after delivery"
+                self.cancelled.add(event.inmail_id)
             case CreditRefunded():
                 books.refunded += 1
                 self.refunds[event.inmail_id] += 1
                 assert self.refunds[event.inmail_id] == 1, "one refund per InMail"
                 assert event.inmail_id in self.charged, "refunds only for charged InMail"
+                assert (event.reason == "cancelled") == (event.inmail_id in self.cancelled)
                 assert month in books.months, "refresh before a refund"
         assert state.balance >= 0
         assert state.balance == books.balance
@@ -318,6 +384,10 @@ def months_after(moment: datetime, offset: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+def automated_follow_up(wanted: bool) -> AutomatedFollowUp | None:
+    return AutomatedFollowUp(after_days=3, subject="Again", body="Any thoughts?") if wanted else None
+
+
 def texts(kind: str) -> dict[str, Any]:
     if kind == "blank":
         return {"subject": "  ", "body": "Hello"}
@@ -334,8 +404,10 @@ def test_random_histories_keep_the_books_balanced_and_rebuild_to_the_same_state(
     comes before its first credit movement; an InMail is refunded at most once, and only if
     charged. After every decision: decide left its input unchanged, decides the same again
     (a refusal with the same code), and wrote only to its target. A repeat answers with the
-    original seq and reply; another command under a used command_id writes nothing. At the end,
-    rebuilding each member from its recorded events gives the state evolved step by step.
+    original seq and reply; another command under a used command_id writes nothing. No InMail
+    is delivered twice, nor after its cancellation, and only a cancelled one is refunded without
+    a response; due work the index finds is performed, once. At the end, rebuilding each member
+    from its recorded events gives the state evolved step by step.
     """
     world = World()
     for m, (tier, open_profile, opt_out) in enumerate(founders):

@@ -11,8 +11,8 @@ from contracts.replies import BulkSentData, SentData
 from contracts.types import InMailId, InMailKind, Tier
 from services.domain import errors
 from services.domain.decider import decide
+from services.domain.ids import registered_seq_of
 from services.domain.rules import Context
-from services.domain.sending import registered_seq_of
 from services.domain.state import rebuild
 from tests.unit.scenario import (
     DAY,

@@ -12,7 +12,7 @@ from faststream.nats import NatsBroker, TestNatsBroker
 
 from contracts import subjects
 from contracts.admin import Replay
-from contracts.queries import CreditBalance, CreditLedger, Health, Inbox, ResponseStats
+from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
 from contracts.replies import QueryOk
 from inmail.query_handlers import Reply, build_query_broker
 from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES
@@ -41,6 +41,9 @@ class FakeReadSide:
         return await self._answer(query)
 
     async def response_stats(self, query: ResponseStats) -> Reply:
+        return await self._answer(query)
+
+    async def enforcement_status(self, query: EnforcementStatus) -> Reply:
         return await self._answer(query)
 
     async def replay(self, request: Replay) -> Reply:

@@ -114,7 +114,7 @@ QUERY_CASES = [
         "min_seq must be a whole number, 0 or more",
     ),
     (Inbox, {"member_id": "a b", "box": "received"}, f"member_id must be {ID_RULE}"),
-    (Inbox, {"member_id": "a", "box": "maybe"}, "box must be one of received, sent, not 'maybe'"),
+    (Inbox, {"member_id": "a", "box": "maybe"}, "box must be one of received, scheduled, sent, not 'maybe'"),
     (Inbox, {"member_id": "a"}, "box is required"),
     (CreditBalance, {"member_id": "a", "at": "2026-01-05"}, f"at must be {TIME_RULE}"),
     (ResponseStats, {"since": "2026-01-05T09:00:00"}, f"since must be {TIME_RULE}"),

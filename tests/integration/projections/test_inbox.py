@@ -53,6 +53,8 @@ async def test_inbox_shows_each_inmail_with_names_status_and_times(
                 "responded_at": rfc3339(T0 + 5 * DAY),
                 "free_reason": None,
                 "template_id": "t1",
+                "scheduled_for": None,
+                "cancelled_reason": None,
             }
         ],
         "next": None,

@@ -36,7 +36,7 @@ async def test_status_shows_the_stream_and_each_projection_with_its_lag(
     assert lines[0].startswith(f"stream INMAIL_EVENTS: {world.last_seq} events, ")
     assert lines[0].endswith(f"seq 1..{world.last_seq}")
     assert lines[1] == "service: ok"
-    assert [line.split()[0] for line in lines[2:]] == ["credits", "inbox", "response_stats"]
+    assert [line.split()[0] for line in lines[2:]] == ["credits", "enforcement", "inbox", "response_stats"]
     for line in lines[2:]:
         assert line.split()[3:6] == [str(world.last_seq), "lag", "0"]
 
@@ -61,7 +61,7 @@ async def test_replay_rebuilds_through_the_running_service_with_the_same_answers
         after = await everything(service, world.members, TIMES)
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        f"replayed inbox, credits, response_stats from seq 1 to {world.last_seq} "
+        f"replayed inbox, credits, response_stats, enforcement from seq 1 to {world.last_seq} "
         f"({world.last_seq} events) in {out[0].rsplit(' in ', 1)[1]}",
         f"replayed credits from seq 1 to {world.last_seq} ({world.last_seq} events) "
         f"in {out[1].rsplit(' in ', 1)[1]}",

@@ -72,7 +72,9 @@ async def test_a_query_with_min_seq_waits_for_that_event_and_says_as_of_what(
     assert balance["data"]["spent"] == 1 and balance["as_of_seq"] >= seq
     assert health["data"]["status"] == "ok"
     assert health["data"]["stream_seq"] == seq
-    assert health["data"]["projections"] == {"inbox": seq, "credits": seq, "response_stats": seq}
+    assert health["data"]["projections"] == {
+        "inbox": seq, "credits": seq, "response_stats": seq, "enforcement": seq
+    }
 
 
 async def test_a_min_seq_the_read_model_does_not_reach_in_time_is_unavailable(
@@ -128,6 +130,7 @@ async def test_a_projection_that_cannot_apply_an_event_stops_there_and_the_other
         "inbox": world.last_seq,
         "credits": bad - 1,
         "response_stats": world.last_seq,
+        "enforcement": world.last_seq,
     }
     assert health["status"] == "degraded"
     assert health["problems"] == {

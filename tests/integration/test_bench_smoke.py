@@ -63,7 +63,7 @@ def test_quick_benchmark_reports_both_settings_with_ratios(tmp_path: Path) -> No
             assert number(row["ops"]) > 0 and number(row["base_ops"]) > 0
             assert number(row["events"]) >= number(row["ops"])
             expected_ratio = number(row["events"]) / number(row["base_events"])
-            assert float(row["ratio"]) == pytest.approx(expected_ratio, rel=0.01, abs=0.006)
+            assert float(row["ratio"]) == pytest.approx(expected_ratio, rel=0.02, abs=0.011)
     assert "sync_interval: always" in report
     assert re.search(r"durable: append at 64 in flight is \d+\.\d\dx raw publish\+ack", done.stdout)
     assert re.search(r"relaxed: append at 64 in flight is \d+\.\d\dx raw publish\+ack", done.stdout)

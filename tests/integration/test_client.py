@@ -9,14 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from contracts import subjects
 from contracts.events import InMailSent, MemberRegistered
 from contracts.types import month_of
 from inmail.app import InMailService
 from inmail.client import Delivery, InMailClient, InMailError
 from inmail.natsserver import EmbeddedNatsServer
 from tests.conftest import secured_server
-from tests.integration.service_env import client_for, new_id, running_service, settings_for
+from tests.integration.service_env import (
+    delete_service_streams,
+    new_id,
+    running_service,
+    settings_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +35,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsSer
 async def service(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[InMailService]:
     async with running_service(settings_for(server, tmp_path)) as svc:
         yield svc
-    # Each test starts from empty streams.
-    async with client_for(server, "admin") as cleanup:
-        js = cleanup.nc.jetstream()
-        for stream in (subjects.EVENTS_STREAM, subjects.MEMBERS_STREAM):
-            await js.delete_stream(stream)
+    # Each test starts from empty streams (the service's record of them included).
+    await delete_service_streams(server)
 
 
 @pytest.fixture

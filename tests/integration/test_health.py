@@ -11,16 +11,13 @@ import pytest
 from contracts import subjects
 from inmail.natsserver import EmbeddedNatsServer
 from inmail.ops.status import status
+from inmail.streams import STORES as PRODUCT_STORES
 from services.monthly_refresh import BUCKET
 from tests.integration.service_env import client_for, running_service, settings_for
 
 EVENTS = subjects.EVENTS_STREAM
-STORES = {
-    subjects.EVENTS_STREAM: "stream",
-    subjects.MEMBERS_STREAM: "stream",
-    BUCKET: "bucket",
-    subjects.NOTIFICATIONS_STREAM: "stream",
-}
+STORES = {store.name: store.kind for store in PRODUCT_STORES}
+"""Every stream and bucket of the product, as Health names them."""
 
 
 async def test_health_lists_every_stream_and_bucket_with_its_replicas_and_each_projection_lag(

@@ -56,7 +56,10 @@ async def refused(client: Client, member_id: str) -> bool:
 
 async def degraded_with(client: Client, words: str) -> dict[str, Any] | None:
     health = (await client.query("Health"))["data"]
-    problems = health["problems"]
+    # The read models' problems (the streams' own, as dependencies, may say more).
+    problems = {
+        name: problem for name, problem in health["problems"].items() if name in health["projections"]
+    }
     return (
         health
         if health["status"] == "degraded"

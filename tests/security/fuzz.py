@@ -46,11 +46,16 @@ TEMPLATES: dict[str, Template] = {
     subjects.command("AcknowledgeInMail"): _command({"inmail_id": "fz-none", "member_id": _GHOST}),
     subjects.command("RecordReply"): _command({"inmail_id": "fz-none", "member_id": _GHOST, "body": "Yes"}),
     subjects.command("DeclineInMail"): _command({"inmail_id": "fz-none", "member_id": _GHOST}),
+    subjects.command("CancelScheduledInMail"): _command({"inmail_id": "fz-none", "member_id": _GHOST}),
+    subjects.command("CancelFollowUp"): _command({"inmail_id": "fz-none", "member_id": _GHOST}),
+    # Refused whatever it asks: the service under fuzz runs on its own clock.
+    subjects.command("RunDue"): _command({"until": "2001-01-01T00:00:00Z"}),
     subjects.query("Health"): lambda unique: {},
     subjects.query("Inbox"): lambda unique: {"member_id": _GHOST, "box": "received", "limit": 5},
     subjects.query("CreditBalance"): lambda unique: {"member_id": _GHOST},
     subjects.query("CreditLedger"): lambda unique: {"member_id": _GHOST, "limit": 5},
     subjects.query("ResponseStats"): lambda unique: {"sender_id": _GHOST},
+    subjects.query("EnforcementStatus"): lambda unique: {"member_id": _GHOST},
 }  # fmt: skip
 assert set(TEMPLATES) == {subjects.command(c.__name__) for c in COMMANDS} | {
     subjects.query(q.__name__) for q in QUERIES

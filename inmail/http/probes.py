@@ -73,6 +73,13 @@ async def scrape_state(service: InMailService) -> ScrapeState:
             state.stream_seq = await service.events.last_seq()
         except Exception:
             state.stream_seq = None  # reported as no lag rather than a wrong one
+    if service.projections is not None:
+        try:
+            state.quarantined = len(await service.projections.quarantined())
+        except Exception:
+            state.quarantined = 0  # the read-model store hiccuped; the next scrape tells
+    if service.due is not None:
+        state.scheduled_pending = service.due.pending()
     if service.nc is not None:
         state.nats_reconnects = int(service.nc.stats["reconnects"])
     return state

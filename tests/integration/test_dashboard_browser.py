@@ -21,6 +21,7 @@ from contracts.events import InMailSent, decode_event
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer
 from inmail.simulator import SimulationOptions, simulate
+from projections.catalogue import CATALOGUE
 from tests.integration.http_env import http_surface
 from tests.integration.service_env import Client, client_for, running_service, settings_for
 
@@ -139,7 +140,7 @@ async def test_the_dashboard_loads_cleanly_and_its_charts_have_data(
     await page.goto(simulated.url + "/", wait_until="networkidle")
     for chart in ("rates-tier", "rates-kind", "rates-template"):
         assert await bars_with_data(page, chart) > 0, chart
-    assert await page.locator("#projections tr").count() == 3
+    assert await page.locator("#projections tr").count() == len(CATALOGUE)
     assert simulated.service.events is not None
     last = await simulated.service.events.last_seq()
     await page.wait_for_function(

@@ -8,6 +8,7 @@ import sys
 import uuid
 
 import msgspec
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from contracts import subjects
 from inmail.ops.events import events
@@ -109,16 +110,20 @@ async def test_the_notifier_role_reads_the_notifications_stream_and_nothing_else
     admin = await connect_as(installed.url, installed.creds("admin"))
     notifier = await connect_as(installed.url, installed.creds("notifier"))
     try:
-        # The stream is another issue's; made here the way the service will make it.
+        # The service made the stream; an alert is put there the way it would be (by the admin).
         admin_js = admin.nc.jetstream()
-        await admin_js.add_stream(
-            name=subjects.NOTIFICATIONS_STREAM, subjects=[f"{subjects.NOTIFICATIONS_ROOT}.>"]
+        ack = await admin_js.publish(
+            f"{subjects.NOTIFICATIONS_ROOT}.email.fz_bob", b'{"notification_id":"n-roles-test"}'
         )
-        await admin_js.publish(f"{subjects.NOTIFICATIONS_ROOT}.email.bob", b'{"notification_id":"n1"}')
         before = await snapshot(installed)
         js = notifier.nc.jetstream(timeout=0.5)
-        pull = await js.pull_subscribe(f"{subjects.NOTIFICATIONS_ROOT}.>", durable="mailer")
+        pull = await js.pull_subscribe(
+            f"{subjects.NOTIFICATIONS_ROOT}.email.fz_bob",
+            durable="mailer",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=ack.seq),
+        )
         [message] = await pull.fetch(1, timeout=5)
+        assert message.metadata.sequence.stream == ack.seq
         await message.ack_sync()
         await notifier.refused(js.stream_info(subjects.EVENTS_STREAM), "$JS.API.STREAM.INFO.INMAIL_EVENTS")
         await notifier.refused(
@@ -126,6 +131,5 @@ async def test_the_notifier_role_reads_the_notifications_stream_and_nothing_else
         )
         assert await snapshot(installed) == before
     finally:
-        await admin.nc.jetstream().delete_stream(subjects.NOTIFICATIONS_STREAM)
         await admin.nc.close()
         await notifier.nc.close()

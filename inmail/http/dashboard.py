@@ -128,13 +128,15 @@ class Dashboard:
         return rows
 
     async def member(self, member_id: str) -> dict[str, Any]:
-        """A member's balance, ledger, inbox counts, latest InMails, sending and enforcement."""
-        balance, ledger, sent, enforcement, received, *counts = await asyncio.gather(
+        """A member's balance, ledger, inbox counts, latest InMails, scheduled sends, sending and
+        enforcement."""
+        balance, ledger, sent, enforcement, received, scheduled, *counts = await asyncio.gather(
             self._ask(CreditBalance(member_id=member_id), CreditBalanceData),
             self._ask(CreditLedger(member_id=member_id, limit=200), LedgerPage),
             self._ask(ResponseStats(sender_id=member_id), ResponseStatsData),
             self._enforcement(member_id),
             self._ask(Inbox(member_id=member_id, box="received", limit=10), InboxPage),
+            self._ask(Inbox(member_id=member_id, box="scheduled", limit=50), InboxPage),
             *(
                 self._ask(Inbox(member_id=member_id, box="received", status=status, limit=200), InboxPage)
                 for status in get_args(InMailStatus)
@@ -150,6 +152,7 @@ class Dashboard:
                 for status, page in zip(get_args(InMailStatus), counts, strict=True)
             },
             "latest_received": received.items,
+            "scheduled": [item for item in scheduled.items if item.status == "scheduled"],
             "enforcement": enforcement,
         }
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,27 @@ async def test_the_dashboards_figures_come_from_the_queries(site: httpx.AsyncCli
     received = (await site.get(f"/api/members/{recipient}")).json()
     assert received["received"]["sent"] == 1
     assert [item["subject"] for item in received["latest_received"]] == ["A role"]
+    assert member["scheduled"] == []
     unknown = await site.get("/api/members/nobody_at_all")
     assert unknown.status_code == 404 and unknown.json()["code"] == "UNKNOWN_MEMBER"
+
+
+async def test_a_member_page_lists_the_scheduled_sends_until_they_go_out(
+    site: httpx.AsyncClient, client: Client
+) -> None:
+    sender, recipient, seq = await sent_inmail(client)
+    # Due three days after the latest event of both: whatever the day the test runs.
+    sent = await client.query("Inbox", member_id=sender, box="sent", min_seq=seq)
+    last = sent["data"]["items"][0]["sent_at"]
+    due = datetime.fromisoformat(last) + timedelta(days=3)
+    scheduled = await client.ok(
+        "SendInMail", sender_id=sender, recipient_id=recipient, subject="Later", body="Hi",
+        occurred_at=last, send_at=due.isoformat(),
+    )  # fmt: skip
+    await client.query("Inbox", member_id=sender, box="scheduled", min_seq=scheduled["seq"])
+    member = (await site.get(f"/api/members/{sender}")).json()
+    [item] = member["scheduled"]
+    assert item["subject"] == "Later" and datetime.fromisoformat(item["scheduled_for"]) == due
 
 
 async def test_the_charts_draw_what_the_stream_holds(site: httpx.AsyncClient, client: Client) -> None:

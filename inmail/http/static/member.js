@@ -1,4 +1,5 @@
-// A member's page: credits, balance over time, inbox, enforcement, ledger; refreshed when their events arrive.
+// A member's page: credits, balance over time, inbox, scheduled sends, enforcement, ledger; refreshed
+// when their events arrive.
 "use strict";
 
 const memberId = decodeURIComponent(window.location.pathname.split("/").pop());
@@ -35,6 +36,20 @@ async function refreshMember() {
     return entry;
   }));
   member.latest_received.forEach((item) => shown.add(item.inmail_id));
+  const scheduled = document.getElementById("scheduled");
+  scheduled.replaceChildren(...member.scheduled.map((item) => {
+    const entry = document.createElement("li");
+    const what = item.follow_up_of ? "follow-up" : "InMail";
+    entry.textContent = `${item.subject} — ${what} to ${item.recipient_name}, due ${when(item.scheduled_for || item.sent_at)}`;
+    entry.dataset.inmailId = item.inmail_id;
+    return entry;
+  }));
+  if (!member.scheduled.length) {
+    const none = document.createElement("li");
+    none.className = "note";
+    none.textContent = "nothing scheduled";
+    scheduled.replaceChildren(none);
+  }
   fill("ledger", member.ledger, [["seq", true], [(entry) => when(entry.occurred_at)], ["reason"],
                                  ["delta", true], ["balance_after", true], ["inmail_id"]]);
   text("live-error", "");

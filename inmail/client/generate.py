@@ -1,4 +1,8 @@
-"""Writes ``results.py`` and ``methods.py``: a typed client method per command, query and operator request.
+"""Writes the client's typed methods: one per command, query and operator request.
+
+``results.py`` holds what each returns; ``command_methods.py`` the methods that write
+(commands and operator writes), ``query_methods.py`` those that read (queries and
+operator reads); ``methods.py`` puts the two together and adds their blocking twins.
 
 ``python -m inmail.client.generate`` (``--check``: exit 1 when one is stale; a
 test does the same). Everything comes from ``contracts``: the messages
@@ -34,6 +38,8 @@ from contracts.replies import REPLY_DATA
 
 RESULTS = Path(__file__).with_name("results.py")
 METHODS = Path(__file__).with_name("methods.py")
+COMMAND_METHODS = Path(__file__).with_name("command_methods.py")
+QUERY_METHODS = Path(__file__).with_name("query_methods.py")
 LINE_LENGTH = 110
 
 _CONTRACT_MODULES = [
@@ -111,9 +117,16 @@ def messages() -> list[Message]:
 
 
 def render() -> dict[Path, str]:
-    """The text of each generated module: the result classes, then the methods."""
+    """The text of each generated module: the result classes, the methods, the client's methods."""
     listed = messages()
-    return {RESULTS: _results_module(listed), METHODS: _methods_module(listed)}
+    writes = [message for message in listed if message.call != "_query"]
+    reads = [message for message in listed if message.call == "_query"]
+    return {
+        RESULTS: _results_module(listed),
+        COMMAND_METHODS: _mixin_module(writes, "CommandMethods", "commands and operator writes"),
+        QUERY_METHODS: _mixin_module(reads, "QueryMethods", "queries and operator reads"),
+        METHODS: _methods_module(listed),
+    }
 
 
 def _results_module(listed: list[Message]) -> str:
@@ -125,29 +138,44 @@ def _results_module(listed: list[Message]) -> str:
     return RESULTS_HEADER + imports.render() + "\n\n" + classes + f"\n\n__all__ = [\n{names}]\n"
 
 
+def _mixin_module(listed: list[Message], name: str, what: str) -> str:
+    imports = _Imports()
+    imports.add("inmail.client.core", "Core")
+    for message in listed:
+        imports.add(message.kind.__module__, message.name)
+        imports.add("inmail.client.results", message.result)
+    methods = "\n".join(_method(message, imports) for message in listed)
+    return (
+        METHODS_HEADER.replace("One method per command, query and operator request", f"One method per {what}")
+        + imports.render()
+        + f"\n\nclass {name}(Core):\n"
+        f'    """The typed methods of ``InMailClient`` for {what}."""\n\n'
+        + methods
+    )
+
+
 def _methods_module(listed: list[Message]) -> str:
     imports = _Imports()
     imports.add("collections.abc", "Mapping")
     imports.add("types", "MappingProxyType")
     imports.add("typing", "ClassVar")
     imports.modules.add("msgspec")
-    imports.add("inmail.client.core", "Core")
+    imports.add("inmail.client.command_methods", "CommandMethods")
+    imports.add("inmail.client.query_methods", "QueryMethods")
     imports.add("inmail.client.sync", "SyncCore")
     imports.add("inmail.client.sync", "blocking")
     for message in listed:
         imports.add(message.kind.__module__, message.name)
         imports.add("inmail.client.results", message.result)
-    methods = "\n".join(_method(message, imports) for message in listed)
     results = "".join(f"            {m.name}: {m.result},\n" for m in listed)
     blocking = "".join(f"    {m.method} = blocking(Methods.{m.method})\n" for m in listed)
     return (
         METHODS_HEADER
         + imports.render()
-        + "\n\nclass Methods(Core):\n"
-        '    """The typed methods of ``InMailClient``."""\n\n'
+        + "\n\nclass Methods(CommandMethods, QueryMethods):\n"
+        '    """The typed methods of ``InMailClient``: what it writes and what it reads."""\n\n'
         "    results: ClassVar[Mapping[type[msgspec.Struct], type[msgspec.Struct]]] = MappingProxyType(\n"
-        f"        {{\n{results}        }}\n    )\n\n"
-        + methods
+        f"        {{\n{results}        }}\n    )\n"
         + "\n\nclass SyncMethods(SyncCore[Methods]):\n"
         '    """The same methods without asyncio: each blocks until its answer."""\n\n' + blocking
     )

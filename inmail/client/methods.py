@@ -8,23 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar
 
 import msgspec
 
 from contracts.admin import Replay, SkipEvent
 from contracts.commands import (
     AcknowledgeInMail,
-    AutomatedFollowUp,
     BlockMember,
-    BulkRecipients,
     CancelFollowUp,
     CancelScheduledInMail,
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
     MarkInMailRead,
-    Reason,
     RecordReply,
     RefreshCredits,
     RegisterMember,
@@ -33,31 +30,9 @@ from contracts.commands import (
     SendInMail,
     UpdatePreferences,
 )
-from contracts.queries import (
-    CreditBalance,
-    CreditLedger,
-    Cursor,
-    EnforcementStatus,
-    Health,
-    Inbox,
-    InMailStatus,
-    Limit,
-    ResponseStats,
-    Seq,
-)
-from contracts.types import (
-    CommandId,
-    DisplayName,
-    Email,
-    InMailId,
-    InMailKind,
-    MemberId,
-    Month,
-    TemplateId,
-    Tier,
-    Time,
-)
-from inmail.client.core import Core
+from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
+from inmail.client.command_methods import CommandMethods
+from inmail.client.query_methods import QueryMethods
 from inmail.client.results import (
     AcknowledgeInMailResult,
     BlockMemberResult,
@@ -86,8 +61,8 @@ from inmail.client.results import (
 from inmail.client.sync import SyncCore, blocking
 
 
-class Methods(Core):
-    """The typed methods of ``InMailClient``."""
+class Methods(CommandMethods, QueryMethods):
+    """The typed methods of ``InMailClient``: what it writes and what it reads."""
 
     results: ClassVar[Mapping[type[msgspec.Struct], type[msgspec.Struct]]] = MappingProxyType(
         {
@@ -116,342 +91,6 @@ class Methods(Core):
             SkipEvent: SkipEventResult,
         }
     )
-
-    async def register_member(
-        self,
-        member_id: MemberId,
-        *,
-        display_name: DisplayName,
-        email: Email,
-        tier: Tier,
-        open_profile: bool = False,
-        inmail_opt_out: bool = False,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> RegisterMemberResult:
-        """A new member; the first month's credits are granted."""
-        return await self._command(
-            RegisterMember, RegisterMemberResult, member_id=member_id, display_name=display_name, email=email,
-            tier=tier, open_profile=open_profile, inmail_opt_out=inmail_opt_out, command_id=command_id,
-            occurred_at=occurred_at,
-        )
-
-    async def change_tier(
-        self,
-        member_id: MemberId,
-        *,
-        tier: Tier,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> ChangeTierResult:
-        """A new tier: the old balance is forfeited, the new tier's allotment granted."""
-        return await self._command(
-            ChangeTier, ChangeTierResult, member_id=member_id, tier=tier, command_id=command_id,
-            occurred_at=occurred_at,
-        )
-
-    async def update_preferences(
-        self,
-        member_id: MemberId,
-        *,
-        open_profile: bool | None = None,
-        inmail_opt_out: bool | None = None,
-        email_notifications: bool | None = None,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> UpdatePreferencesResult:
-        """Open Profile (paid tiers only), InMail opt-out and email alerts; an absent field is unchanged."""
-        return await self._command(
-            UpdatePreferences, UpdatePreferencesResult, member_id=member_id, open_profile=open_profile,
-            inmail_opt_out=inmail_opt_out, email_notifications=email_notifications, command_id=command_id,
-            occurred_at=occurred_at,
-        )
-
-    async def connect_members(
-        self,
-        member_id: MemberId,
-        *,
-        other_member_id: MemberId,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> ConnectMembersResult:
-        """A 1st-degree connection, both ways."""
-        return await self._command(
-            ConnectMembers, ConnectMembersResult, member_id=member_id, other_member_id=other_member_id,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def block_member(
-        self,
-        member_id: MemberId,
-        *,
-        blocked_member_id: MemberId,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> BlockMemberResult:
-        """Neither member can message the other from then on."""
-        return await self._command(
-            BlockMember, BlockMemberResult, member_id=member_id, blocked_member_id=blocked_member_id,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def refresh_credits(
-        self,
-        member_id: MemberId,
-        *,
-        month: Month,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> RefreshCreditsResult:
-        """The monthly refresh of one member for one month; idempotent per member and month."""
-        return await self._command(
-            RefreshCredits, RefreshCreditsResult, member_id=member_id, month=month, command_id=command_id,
-            occurred_at=occurred_at,
-        )
-
-    async def send_inmail(
-        self,
-        sender_id: MemberId,
-        *,
-        recipient_id: MemberId,
-        subject: str,
-        body: str,
-        kind: InMailKind = "recruiter_outreach",
-        template_id: TemplateId | None = None,
-        follow_up_of: InMailId | None = None,
-        send_at: Time | None = None,
-        automated_follow_up: AutomatedFollowUp | None = None,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> SendInMailResult:
-        """One InMail, now or (Recruiter tiers) at ``send_at``; charged when accepted."""
-        return await self._command(
-            SendInMail, SendInMailResult, sender_id=sender_id, recipient_id=recipient_id, subject=subject,
-            body=body, kind=kind, template_id=template_id, follow_up_of=follow_up_of, send_at=send_at,
-            automated_follow_up=automated_follow_up, command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def send_bulk_inmail(
-        self,
-        sender_id: MemberId,
-        *,
-        recipient_ids: BulkRecipients,
-        subject: str,
-        body: str,
-        kind: InMailKind = "recruiter_outreach",
-        template_id: TemplateId | None = None,
-        automated_follow_up: AutomatedFollowUp | None = None,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> SendBulkInMailResult:
-        """One InMail per recipient, all or nothing; Recruiter tiers only."""
-        return await self._command(
-            SendBulkInMail, SendBulkInMailResult, sender_id=sender_id, recipient_ids=recipient_ids,
-            subject=subject, body=body, kind=kind, template_id=template_id,
-            automated_follow_up=automated_follow_up, command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def mark_inmail_read(
-        self,
-        inmail_id: InMailId,
-        *,
-        member_id: MemberId,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> MarkInMailReadResult:
-        """The recipient's read receipt, recorded once."""
-        return await self._command(
-            MarkInMailRead, MarkInMailReadResult, inmail_id=inmail_id, member_id=member_id,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def acknowledge_inmail(
-        self,
-        inmail_id: InMailId,
-        *,
-        member_id: MemberId,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> AcknowledgeInMailResult:
-        """The recipient's explicit acknowledgement, recorded once."""
-        return await self._command(
-            AcknowledgeInMail, AcknowledgeInMailResult, inmail_id=inmail_id, member_id=member_id,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def record_reply(
-        self,
-        inmail_id: InMailId,
-        *,
-        member_id: MemberId,
-        body: str,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> RecordReplyResult:
-        """The recipient's reply; refunds a charged InMail within the refund window."""
-        return await self._command(
-            RecordReply, RecordReplyResult, inmail_id=inmail_id, member_id=member_id, body=body,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def decline_inmail(
-        self,
-        inmail_id: InMailId,
-        *,
-        member_id: MemberId,
-        reason: Reason | None = None,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> DeclineInMailResult:
-        """The recipient's decline ("not interested"); refunds like a reply."""
-        return await self._command(
-            DeclineInMail, DeclineInMailResult, inmail_id=inmail_id, member_id=member_id, reason=reason,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def cancel_scheduled_inmail(
-        self,
-        inmail_id: InMailId,
-        *,
-        member_id: MemberId,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> CancelScheduledInMailResult:
-        """The sender calls off a scheduled InMail before delivery; its credit comes back."""
-        return await self._command(
-            CancelScheduledInMail, CancelScheduledInMailResult, inmail_id=inmail_id, member_id=member_id,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def cancel_follow_up(
-        self,
-        inmail_id: InMailId,
-        *,
-        member_id: MemberId,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> CancelFollowUpResult:
-        """The sender calls off the automated follow-up of an InMail (named by either one's id)."""
-        return await self._command(
-            CancelFollowUp, CancelFollowUpResult, inmail_id=inmail_id, member_id=member_id,
-            command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def run_due(
-        self,
-        until: Time,
-        *,
-        command_id: CommandId | None = None,
-        occurred_at: Time | None = None,
-    ) -> RunDueResult:
-        """Trusted client time only: perform, in due order, every due work item due at or before ``until``."""
-        return await self._command(
-            RunDue, RunDueResult, until=until, command_id=command_id, occurred_at=occurred_at,
-        )
-
-    async def health(
-        self,
-        *,
-        min_seq: Seq | None = None,
-    ) -> HealthResult:
-        """Is the service up, and how far is each projection."""
-        return await self._query(
-            Health, HealthResult, min_seq=min_seq,
-        )
-
-    async def inbox(
-        self,
-        member_id: MemberId,
-        *,
-        box: Literal["received", "sent", "scheduled"],
-        status: InMailStatus | None = None,
-        limit: Limit = 50,
-        before: Cursor | None = None,
-        min_seq: Seq | None = None,
-    ) -> InboxResult:
-        """A member's received or sent InMails, newest first; or the scheduled ones, latest due first."""
-        return await self._query(
-            Inbox, InboxResult, member_id=member_id, box=box, status=status, limit=limit, before=before,
-            min_seq=min_seq,
-        )
-
-    async def credit_balance(
-        self,
-        member_id: MemberId,
-        *,
-        at: Time | None = None,
-        min_seq: Seq | None = None,
-    ) -> CreditBalanceResult:
-        """A member's credits now, or as they were at ``at``."""
-        return await self._query(
-            CreditBalance, CreditBalanceResult, member_id=member_id, at=at, min_seq=min_seq,
-        )
-
-    async def credit_ledger(
-        self,
-        member_id: MemberId,
-        *,
-        limit: Limit = 50,
-        before: Cursor | None = None,
-        min_seq: Seq | None = None,
-    ) -> CreditLedgerResult:
-        """Every credit movement of a member, newest first."""
-        return await self._query(
-            CreditLedger, CreditLedgerResult, member_id=member_id, limit=limit, before=before,
-            min_seq=min_seq,
-        )
-
-    async def response_stats(
-        self,
-        sender_id: MemberId | None = None,
-        *,
-        tier: Tier | None = None,
-        kind: InMailKind | None = None,
-        template_id: TemplateId | None = None,
-        since: Time | None = None,
-        until: Time | None = None,
-        min_seq: Seq | None = None,
-    ) -> ResponseStatsResult:
-        """Response rates over the InMails matching every given filter."""
-        return await self._query(
-            ResponseStats, ResponseStatsResult, sender_id=sender_id, tier=tier, kind=kind,
-            template_id=template_id, since=since, until=until, min_seq=min_seq,
-        )
-
-    async def enforcement_status(
-        self,
-        member_id: MemberId,
-        *,
-        min_seq: Seq | None = None,
-    ) -> EnforcementStatusResult:
-        """A sender's stage under the response-rate floor and the latest assessment behind it."""
-        return await self._query(
-            EnforcementStatus, EnforcementStatusResult, member_id=member_id, min_seq=min_seq,
-        )
-
-    async def replay(
-        self,
-        names: list[str] | None = None,
-        *,
-        from_seq: Annotated[int, msgspec.Meta(ge=1)] = 1,
-        new_stream: bool = False,
-    ) -> ReplayResult:
-        """Rebuild read models from the stream: clear them and follow again from ``from_seq``."""
-        return await self._query(
-            Replay, ReplayResult, names=names, from_seq=from_seq, new_stream=new_stream,
-        )
-
-    async def skip_event(
-        self,
-        seq: Annotated[int, msgspec.Meta(ge=1)],
-        *,
-        reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)],
-        operator: Annotated[str, msgspec.Meta(min_length=1, max_length=64)],
-    ) -> SkipEventResult:
-        """Record that the quarantined event at ``seq`` is skipped, so its member is served again."""
-        return await self._write(
-            SkipEvent, SkipEventResult, seq=seq, reason=reason, operator=operator,
-        )
 
 
 class SyncMethods(SyncCore[Methods]):

@@ -1,24 +1,18 @@
 """The checkpointed runner: every projection of one read-model store, fed from the event stream.
 
-One pull consumer (``JetStreamEventStore.follow_batches``: the server sends only
-what was asked for) reads from the lowest running position + 1; what arrived
-while the previous batch was written becomes the next batch (up to
-``batch_size``). The ``Writer`` (``projections.writer``) applies each batch
-exactly once, moving each projection's position with its rows, and stops a
-projection that cannot apply an event without holding up the others.
+One pull consumer (``JetStreamEventStore.follow_batches``) reads from the lowest
+running position + 1; what arrived while the previous batch was written becomes
+the next batch (up to ``batch_size``). The ``Writer`` (``projections.writer``)
+applies each batch exactly once, moving each projection's position with its rows,
+and stops a projection that cannot apply an event without holding up the others.
 
-This module keeps what the service asks of the read side: positions and
-problems, waiting for ``min_seq``, reading a read model in one snapshot with its
-position (on a small pool of threads), and ``reset`` for replays: the same code
-following again from a reset position. A read model whose stream is no longer
-the one it was built from (deleted and created again, purged, behind it:
-``eventstore.identity``), seen at start or by the check every ``watch_every``
-seconds, stops with the reason until a replay confirmed with ``new_stream`` (or
-``inmail serve --new-stream``) rebuilds it from the stream as it is now.
-
-``on_applied`` is a seam for the composition root (tracing): after each batch it
-is told, per projection, the stored messages (with their headers) that projection
-applied and when.
+Here is what the service asks of the read side: positions and problems, waiting
+for ``min_seq``, reads (``projections.reading``), and ``reset`` for replays. A read
+model whose stream is no longer the one it was built from (``eventstore.identity``),
+seen at start or by the check every ``watch_every`` seconds, stops with the reason
+until a replay confirmed with ``new_stream`` (``inmail serve --new-stream``) rebuilds
+it. ``on_applied`` tells the composition root (tracing), per projection, the stored
+messages each batch applied and when.
 """
 
 from __future__ import annotations
@@ -28,7 +22,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, TypeVar
 
 from contracts.queries import QuarantinedEvent
@@ -47,6 +40,7 @@ from projections import quarantine
 from projections.base import Projection
 from projections.catalogue import CATALOGUE, UnknownProjection
 from projections.db import Database, Tx
+from projections.reading import Readers
 from projections.writer import Notes, Outcome, RawBatch, SlotState, States
 from projections.writer_host import WriterDied, make_host
 
@@ -95,7 +89,7 @@ class Projections:
         self._opened = False
         self._swapped: dict[str, str] = {}
         """Projection name -> why the stream is not the one it follows (it follows nothing then)."""
-        self._readers: ThreadPoolExecutor | None = None
+        self._readers = Readers(self.database)
         self._task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._following = asyncio.Lock()
@@ -151,7 +145,7 @@ class Projections:
         fresh = [name for name, state in self._running() if state.stream is None]
         if fresh and info is not None:
             self._absorb(*await self._host.adopt(fresh, identity_of(info)))
-        self._readers = ThreadPoolExecutor(2, thread_name_prefix="projections-reader")
+        self._readers.start()
         self._task = asyncio.create_task(self._run(), name="projections")
         checks = watch(
             self.event_store.spec.name,
@@ -170,9 +164,7 @@ class Projections:
             await asyncio.wait([checks])
         await self._halt()
         await self._host.stop()
-        readers, self._readers = self._readers, None
-        if readers is not None:
-            await asyncio.to_thread(readers.shutdown, True)
+        await self._readers.stop()
         self.database.close()
 
     async def join(self) -> None:
@@ -209,10 +201,7 @@ class Projections:
 
     async def wait_for(
         # A deadline of its own: a False answer is a result (UNAVAILABLE), not a cancellation.
-        self,
-        seq: int,
-        timeout: float,  # noqa: ASYNC109
-        names: Sequence[str] | None = None,
+        self, seq: int, timeout: float, names: Sequence[str] | None = None  # noqa: ASYNC109
     ) -> bool:
         """Wait until every (named) projection has applied ``seq``; False after ``timeout`` or a stop."""
         chosen = self._pick(names)
@@ -240,10 +229,9 @@ class Projections:
     async def reset(
         self, names: Sequence[str] | None, from_seq: int = 1, *, new_stream: bool = False
     ) -> tuple[int, int]:
-        """Clear the named read models and follow again from ``from_seq`` (at the earliest the
-        stream's first sequence: after a purge, events before it are gone); the sequence they
-        follow from and the replay's target, the stream's last sequence now. A read model
-        built from another stream is rebuilt only with ``new_stream``: what it holds is lost.
+        """Clear the named read models and follow again from ``from_seq`` (at the earliest the stream's
+        first sequence); the sequence they follow from and the replay's target (the last sequence now).
+        A read model built from another stream is rebuilt only with ``new_stream``: what it holds is lost.
         """
         chosen = self._pick(names)
         if from_seq < 1:
@@ -282,17 +270,11 @@ class Projections:
         """Run ``query`` on one read model; the answer and the position it reflects, from one snapshot."""
         if name not in self._states:
             raise UnknownProjection(f"projection {name} does not run here")
-        if self._readers is None:
-            raise RuntimeError("projections are not started")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, name, query)
+        return await self._readers.read(name, query)
 
     async def apply(self, messages: Sequence[StoredMessage]) -> None:
-        """Hand stored messages to the projections as the consumer does (a redelivery, a tool).
-
-        Events at or below a projection's position are ignored. The messages must not
-        start beyond the lowest running position + 1, or events would be missed.
-        """
+        """Hand stored messages to the projections as the consumer does (a redelivery, a tool): those at or
+        below a projection's position are ignored; they may not start beyond the lowest position + 1."""
         if not messages:
             return
         running = [state.position for name, state in self._running()]
@@ -410,25 +392,8 @@ class Projections:
                 log.error("the projection runner had failed: %s", task.exception())
 
     def _pick(self, names: Sequence[str] | None) -> list[str]:
-        if names is None:
-            return list(self._states)
-        unknown = [name for name in names if name not in self._states]
-        if unknown:
-            raise UnknownProjection(
-                f"unknown projection {', '.join(unknown)}; running: {', '.join(self._states)}"
-            )
-        return list(dict.fromkeys(names))
-
-    # ------------------------------------------------------------------ on reader threads
-
-    def _read(self, name: str, query: Callable[[Tx], T]) -> tuple[T, int]:
-        session = self.database.thread_session()
-        try:
-            with session.read() as tx:
-                row = tx.fetchone("SELECT seq FROM projection_positions WHERE name = ?", (name,))
-                result = query(tx)
-        except Exception as exc:
-            if self.database.is_transient(exc):
-                self.database.drop_thread_session()
-            raise
-        return result, int(row[0]) if row else 0
+        chosen = list(self._states) if names is None else list(dict.fromkeys(names))
+        if unknown := [name for name in chosen if name not in self._states]:
+            running = ", ".join(self._states)
+            raise UnknownProjection(f"unknown projection {', '.join(unknown)}; running: {running}")
+        return chosen

@@ -27,8 +27,8 @@ from contracts.commands import COMMANDS
 from eventstore import Followed, JetStreamEventStore, connect
 from inmail.command_subscription import CommandSubscription
 from inmail.health import DependencyCheck
-from inmail.observability.commands import ObservedCommands
 from inmail.observability.metrics import Metrics
+from inmail.observability.observed_commands import ObservedCommands
 from inmail.observability.tracing import Tracing
 from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
 from inmail.stream_guard import StreamGuard

@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import subjects
 from eventstore import InMemoryEventStore, StoredMessage
-from inmail.observability.commands import ObservedCommands
 from inmail.observability.logs import JsonFormatter, configure_logging, current_command_id, json_line
 from inmail.observability.metrics import Metrics, ScrapeState
+from inmail.observability.observed_commands import ObservedCommands
 from inmail.observability.tracing import Tracing, TracingConfigError, tracer_provider_from_env
 from services.executor import CommandExecutor, CommandSettings
 from services.repository import MemberRepository

@@ -20,6 +20,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
 C = TypeVar("C", bound=Core)
+C_co = TypeVar("C_co", bound=Core, covariant=True)
+"""Covariant: a blocking client of ``Methods`` is one of each part it is made of."""
 
 
 class LoopThread:
@@ -41,10 +43,10 @@ class LoopThread:
         self.loop.close()
 
 
-class SyncCore(Generic[C]):
+class SyncCore(Generic[C_co]):
     """Wraps an asyncio client running on a ``LoopThread``; the typed methods are in ``methods.py``."""
 
-    def __init__(self, client: C, runner: LoopThread) -> None:
+    def __init__(self, client: C_co, runner: LoopThread) -> None:
         self.client = client
         self.runner = runner
 

@@ -17,17 +17,21 @@ import signal
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 from nats.js.api import StreamInfo
 
+from contracts import subjects
 from eventstore import connect
 from inmail.natsserver import find_binary
 from inmail.security.installation import Installation, issue, secure
 from tests.faults.ledger import Ledger
+from tests.faults.workload import Cast, Clients
 from tests.serve_process import free_port
 
 CLUSTER_NAME = "inmail-test"
@@ -225,3 +229,37 @@ def longest_gap(ledger: Ledger, since: datetime, until: datetime) -> float:
     )
     marks = [since, *ends, until]
     return max((b - a).total_seconds() for a, b in itertools.pairwise(marks))
+
+
+async def check_inboxes(clients: Clients, cast: Cast, last_seq: int) -> int:
+    """Every InMail the clients were told was sent is in its recipient's inbox, in no other and
+    once; no inbox holds one they were not told of. The number of InMails checked."""
+    nc = clients.connections[0]
+    sent = {
+        c.ok["data"]["inmail_id"]: c.body["recipient_id"]
+        for c in clients.ledger.acknowledged()
+        if c.name == "SendInMail" and c.ok is not None
+    }
+    found: Counter[str] = Counter()
+    owner: dict[str, str] = {}
+    for recipient in cast.recipients:
+        before: str | None = None
+        while True:
+            query = {"member_id": recipient, "box": "received", "limit": 200, "min_seq": last_seq}
+            if before is not None:
+                query["before"] = before
+            reply = await nc.request(subjects.query("Inbox"), msgspec.json.encode(query), timeout=10)
+            answer = msgspec.json.decode(reply.data)
+            assert answer["ok"], answer
+            for item in answer["data"]["items"]:
+                found[item["inmail_id"]] += 1
+                owner[item["inmail_id"]] = recipient
+            before = answer["data"]["next"]
+            if before is None:
+                break
+    assert {i: n for i, n in found.items() if n != 1} == {}, "an InMail in an inbox twice"
+    assert set(found) == set(sent), (
+        f"in no inbox: {sorted(set(sent) - set(found))[:5]}; unknown: {sorted(set(found) - set(sent))[:5]}"
+    )
+    assert {i: owner[i] for i in sent} == sent, "an InMail in the wrong inbox"
+    return len(sent)

@@ -6,6 +6,7 @@ Every test here is marked ``cluster`` (part of the default run; alone with ``-m 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,18 +14,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cluster.support import NatsCluster
+from inmail.devcluster import LoopbackCluster
+from tests.cluster.support import loopback_cluster
 from tests.serve_process import Serve
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+def cluster(tmp_path: Path) -> Iterator[LoopbackCluster]:
     """Three nodes on free loopback ports, each with a store folder of its own, quorum reached."""
-    nodes = NatsCluster.create(tmp_path / "cluster")
+    nodes = loopback_cluster(tmp_path / "cluster")
     try:
-        nodes.start()
+        asyncio.run(nodes.start())
         yield nodes
     finally:
         nodes.stop()

@@ -23,8 +23,9 @@ import httpx
 import pytest
 
 from contracts import subjects
+from inmail.devcluster import ClusterNode, LoopbackCluster
 from inmail.streams import STORES
-from tests.cluster.support import ClusterNode, NatsCluster, check_inboxes, longest_gap
+from tests.cluster.support import check_inboxes, longest_gap
 from tests.faults.audit import Figures, audit
 from tests.faults.ledger import Ledger
 from tests.faults.workload import Access, clients, register_cast, traffic
@@ -44,7 +45,9 @@ CONTRACT_GAP = 30.0
 class Layout:
     """The processes of the scenario: two command processes and one read process, each with HTTP."""
 
-    def __init__(self, cluster: NatsCluster, tmp_path: Path, postgres_url: str, started: list[Serve]) -> None:
+    def __init__(
+        self, cluster: LoopbackCluster, tmp_path: Path, postgres_url: str, started: list[Serve]
+    ) -> None:
         self.service = ("--nats", cluster.urls, "--creds", str(cluster.creds("service")), "--replicas", "3")
         self.tmp_path = tmp_path
         self.postgres_url = postgres_url
@@ -80,7 +83,7 @@ class Layout:
 
 async def phase(
     name: str,
-    cluster: NatsCluster,
+    cluster: LoopbackCluster,
     layout: Layout,
     fault: Callable[[], Awaitable[datetime]],
     seconds: float = TRAFFIC,
@@ -114,7 +117,7 @@ async def phase(
 
 
 async def test_kill_9_of_the_leader_a_follower_and_a_command_process_then_a_rolling_restart(
-    cluster: NatsCluster, tmp_path: Path, postgres_url: str, processes: list[Serve]
+    cluster: LoopbackCluster, tmp_path: Path, postgres_url: str, processes: list[Serve]
 ) -> None:
     layout = Layout(cluster, tmp_path, postgres_url, processes)
     for name in ("commands-1", "commands-2", "read"):

@@ -14,15 +14,15 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from eventstore import JetStreamEventStore, NewMessage, StreamSpec, connect
 from eventstore.wire import decode_ack
+from inmail.devcluster import LoopbackCluster
 from inmail.streams import STORES
-from tests.cluster.support import NatsCluster
 from tests.serve_process import Serve
 
 pytestmark = pytest.mark.cluster
 
 
 async def test_every_stream_and_bucket_is_created_with_the_replicas_asked_for(
-    cluster: NatsCluster, tmp_path: Path, processes: list[Serve]
+    cluster: LoopbackCluster, tmp_path: Path, processes: list[Serve]
 ) -> None:
     service = str(cluster.creds("service"))
     flags = ("--nats", cluster.urls, "--creds", service, "--replicas", "3")
@@ -78,7 +78,7 @@ class AckLostOnce(JetStreamEventStore):
         return reply
 
 
-async def test_an_append_whose_ack_was_lost_is_resolved_by_its_msg_id_on_r3(cluster: NatsCluster) -> None:
+async def test_an_append_whose_ack_was_lost_is_resolved_by_its_msg_id_on_r3(cluster: LoopbackCluster) -> None:
     nc = await connect(cluster.urls, creds=cluster.creds("admin"))
     name = f"ACKLOST_{uuid.uuid4().hex[:8].upper()}"
     store = AckLostOnce(nc, StreamSpec(name=name, subjects=(f"{name.lower()}.>",), replicas=3))

@@ -203,7 +203,7 @@ class CommandExecutor:
                 retry = attempt > 0
                 loaded = await self.repository.load(target_id, fresh=retry)
                 others = await self.repository.load_many(reads)
-                outcome = await self._attempt(command, loaded, others, checked=retry)
+                outcome = await self._attempt(command, loaded, others)
                 if outcome is not None:
                     return outcome
                 # Another process wrote first; spread the retries so they do not collide again.
@@ -211,20 +211,21 @@ class CommandExecutor:
         return replies.failure("UNAVAILABLE", "too much contention on this member; retry later")
 
     async def _attempt(
-        self, command: AnyCommand, loaded: Loaded, others: Mapping[str, Member | None], *, checked: bool
+        self, command: AnyCommand, loaded: Loaded, others: Mapping[str, Member | None]
     ) -> CommandOk | Failure | None:
         """One decision and append; None when the state was stale and the caller must retry."""
         version = loaded.version
         try:
             decision = decide(command, loaded.state, others, self._context(command, loaded))
         except DomainError:
-            # A refusal appends nothing, so no version check guards it: make sure it was
-            # decided on the latest state before answering.
-            if not checked and await self.repository.catch_up(loaded):
+            # A refusal appends nothing, so no version check guards it: it is answered only when
+            # decided on the latest state of every member it read, as the stream's leader holds it
+            # (on R3, reads may come from a replica that lags what the leader acknowledged).
+            if await self.repository.confirm([loaded.member_id, *others]):
                 return None
             raise
         if not decision.events:
-            if not checked and await self.repository.catch_up(loaded):
+            if await self.repository.confirm([loaded.member_id, *others]):
                 return None
             assert loaded.state is not None
             return CommandOk(data=reply_data(loaded.state, command), seq=decision.existing_seq)

@@ -52,7 +52,7 @@ def _refs(node: Any) -> set[str]:
 def _local(node: Any) -> Any:
     if isinstance(node, dict):
         return {
-            key: (REF.sub(r"#/$defs/\1", value) if key == "$ref" and isinstance(value, str) else _local(value))
+            key: REF.sub(r"#/$defs/\1", value) if key == "$ref" and isinstance(value, str) else _local(value)
             for key, value in node.items()
         }
     if isinstance(node, list):
@@ -76,7 +76,8 @@ def kubernetes(source: Path) -> None:
             **_local(schema),
             "$defs": {name: _local(definitions[name]) for name in sorted(needed)},
         }
-        (HERE / "kubernetes" / f"{kind}.json").write_text(json.dumps(bundled, indent=1, sort_keys=True) + "\n")
+        text = json.dumps(bundled, indent=1, sort_keys=True)
+        (HERE / "kubernetes" / f"{kind}.json").write_text(text + "\n")
 
 
 def main() -> int:
@@ -86,11 +87,12 @@ def main() -> int:
     vendor = Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor"
     shutil.copy(vendor / "compose-spec.json", HERE / "compose-spec.json")
     shutil.copy(vendor / "licenses" / "LICENSE.compose-spec", HERE / "LICENSE.compose-spec")
-    source = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema" / f"v{KUBERNETES}-local-strict"
+    schemas = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    source = schemas / f"v{KUBERNETES}-local-strict"
     kubernetes(source)
     print(
-        f"vendored compose-spec.json from check-jsonschema {version('check-jsonschema')} and "
-        f"{len(KINDS)} Kubernetes {KUBERNETES} schemas from kubernetes-validate {version('kubernetes-validate')}",
+        f"vendored compose-spec.json from check-jsonschema {version('check-jsonschema')} and {len(KINDS)} "
+        f"Kubernetes {KUBERNETES} schemas from kubernetes-validate {version('kubernetes-validate')}",
         file=sys.stderr,
     )
     return 0

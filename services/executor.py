@@ -233,7 +233,9 @@ class CommandExecutor:
             await self.contacts.record(command)
         try:
             appended = await self.repository.append(loaded, decision.events, version)
-        except WrongExpectedVersion:
+        except WrongExpectedVersion as conflict:
+            # Another process wrote first: read up to what it wrote before deciding again.
+            await self.repository.catch_up_to(loaded, conflict.actual)
             return None
         except AppendRejected as exc:
             log.error("append refused for %s: %s", loaded.member_id, exc)

@@ -129,22 +129,34 @@ class MemberRepository:
         for member_id in dict.fromkeys(member_ids):
             loaded = self._cache.get(member_id) or Loaded(member_id, None, 0)
             leader = await self.store.confirmed_last_seq_of(subjects.member_events(member_id))
-            if leader <= loaded.version:
-                continue
-            behind = True
-            deadline = asyncio.get_running_loop().time() + self.replica_wait
-            while loaded.version < leader:
-                await self._read_newer(loaded)
-                if loaded.version >= leader:
-                    break
-                if asyncio.get_running_loop().time() > deadline:
-                    raise StoreUnavailable(
-                        f"the replica answering reads holds member {member_id}'s events up to seq "
-                        f"{loaded.version}, the stream's leader up to {leader}"
-                    )
-                await asyncio.sleep(0.01)
-            self._remember(loaded)
+            if leader > loaded.version:
+                behind = True
+                await self.catch_up_to(loaded, leader)
         return behind
+
+    async def catch_up_to(self, loaded: Loaded, seq: int | None) -> None:
+        """Read the member's events up to ``seq`` (a version the leader reported: a conflict's
+        actual version), waiting up to ``replica_wait`` for the replica answering reads to hold
+        them; without a reported version, up to what the leader holds now.
+
+        After a conflict, a plain catch-up may ask a replica that lags the very write that
+        conflicted, find nothing newer, and decide on the same stale state again.
+        """
+        if seq is None:
+            await self.confirm([loaded.member_id])
+            return
+        deadline = asyncio.get_running_loop().time() + self.replica_wait
+        while loaded.version < seq:
+            await self._read_newer(loaded)
+            if loaded.version >= seq:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise StoreUnavailable(
+                    f"the replica answering reads holds member {loaded.member_id}'s events up to seq "
+                    f"{loaded.version}, the stream's leader up to {seq}"
+                )
+            await asyncio.sleep(0.005)
+        self._remember(loaded)
 
     async def _read_newer(self, loaded: Loaded) -> bool:
         """Apply whatever the store returns after the loaded version; True when it returned any."""

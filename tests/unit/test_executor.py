@@ -156,7 +156,8 @@ async def test_a_no_op_decided_on_a_stale_state_catches_up_and_decides_again(sto
 
 
 async def test_endless_contention_answers_unavailable_after_the_last_attempt(store, members):
-    store.error, store.failures = WrongExpectedVersion("alice", 1, 2), 3
+    # A conflict that reports alice at the version the store holds: another writer, every time.
+    store.error, store.failures = WrongExpectedVersion("alice", 0, 1), 3
     contended = executor(store, max_attempts=3)
     change = ChangeTier(command_id="t", member_id="alice", tier="free", occurred_at=T0)
     reply = await refused(contended, change)

@@ -100,3 +100,22 @@ async def test_a_replica_that_stays_behind_makes_the_command_unavailable_never_a
     assert isinstance(answer, Failure) and answer.error.code == "UNAVAILABLE", answer
     assert "leader" in answer.error.message and "nothing was recorded" in answer.error.message
     assert await store.last_seq() == seq
+
+
+async def test_after_a_conflict_the_write_that_conflicted_is_read_before_deciding_again() -> None:
+    store = LaggingReplica()
+    await sent_inmail(store)
+    cached = CommandExecutor(
+        MemberRepository(store), InMemoryContacts(), CommandSettings(trust_client_time=True, max_attempts=2)
+    )
+    assert isinstance(await cached.execute(send("alice", "bob", "s2", occurred_at=T0)), CommandOk)
+    other = await process(store).execute(send("alice", "bob", "s3", occurred_at=T0))
+    assert isinstance(other, CommandOk)
+    # The replica misses the other process's send for a while: a catch-up that asked it would
+    # decide on the stale state again, conflict again, and run out of attempts.
+    store.lag(holds_up_to=other.seq - 1, reads=5)
+
+    again = await cached.execute(send("alice", "bob", "s4", occurred_at=T0))
+
+    assert isinstance(again, CommandOk), again
+    assert again.data.credits_left == 1

@@ -21,7 +21,7 @@ from tests.serve_process import Serve
 pytestmark = pytest.mark.cluster
 
 
-async def test_every_stream_and_bucket_is_created_with_the_replicas_asked_for(
+async def test_every_store_is_created_with_the_replicas_asked_for_and_another_count_is_reported(
     cluster: LoopbackCluster, tmp_path: Path, processes: list[Serve]
 ) -> None:
     service = str(cluster.creds("service"))
@@ -35,8 +35,9 @@ async def test_every_stream_and_bucket_is_created_with_the_replicas_asked_for(
         assert info.cluster is not None and len(info.cluster.replicas or []) == 2, (store, info.cluster)
     commands.stop()
 
-    # The same flags from the environment, asking for one replica: each store is named in one
-    # line of the log, and none is changed.
+    # The same flags from the environment, asking for one replica, with the first seed down:
+    # serve starts on the others, each store is named in one line of the log, none is changed.
+    cluster.kill(cluster.nodes[0])
     env = {"INMAIL_NATS": cluster.urls, "INMAIL_REPLICAS": "1", "INMAIL_NATS_CREDS": service}
     again = _serve_with_env(tmp_path / "again", env, "--role", "commands")
     processes.append(again)

@@ -14,6 +14,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from eventstore import JetStreamEventStore, NewMessage, StreamSpec, connect
 from eventstore.wire import decode_ack
+from inmail.client import InMailClient
 from inmail.devcluster import LoopbackCluster
 from inmail.streams import STORES
 from tests.serve_process import Serve
@@ -33,6 +34,12 @@ async def test_every_store_is_created_with_the_replicas_asked_for_and_another_co
         info = await cluster.stream_info(store.stream)
         assert info.config.num_replicas == 3, store
         assert info.cluster is not None and len(info.cluster.replicas or []) == 2, (store, info.cluster)
+    # The client library takes the same comma-separated seeds.
+    async with await InMailClient.connect(cluster.urls, creds=cluster.creds("client")) as inmail:
+        registered = await inmail.register_member(
+            "seeded", display_name="Seeded", email="seeded@example.com", tier="free"
+        )
+    assert registered.member_id == "seeded" and registered.seq > 0
     commands.stop()
 
     # The same flags from the environment, asking for one replica, with the first seed down:

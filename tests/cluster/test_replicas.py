@@ -12,6 +12,7 @@ import pytest
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from contracts import subjects
 from eventstore import JetStreamEventStore, NewMessage, StreamSpec, connect
 from eventstore.wire import decode_ack
 from inmail.client import InMailClient
@@ -42,10 +43,13 @@ async def test_every_store_is_created_with_the_replicas_asked_for_and_another_co
     assert registered.member_id == "seeded" and registered.seq > 0
     commands.stop()
 
-    # The same flags from the environment, asking for one replica, with the first seed down:
-    # serve starts on the others, each store is named in one line of the log, none is changed.
-    cluster.kill(cluster.nodes[0])
-    env = {"INMAIL_NATS": cluster.urls, "INMAIL_REPLICAS": "1", "INMAIL_NATS_CREDS": service}
+    # The same flags from the environment, asking for one replica, just after the events
+    # stream's leader died, first among the seeds: serve waits out the election on the other
+    # two, names each store in one line of its log, and changes none.
+    leader = await cluster.leader_of(subjects.EVENTS_STREAM)
+    cluster.kill(leader)
+    seeds = ",".join(node.url for node in sorted(cluster.nodes, key=lambda node: node is not leader))
+    env = {"INMAIL_NATS": seeds, "INMAIL_REPLICAS": "1", "INMAIL_NATS_CREDS": service}
     again = _serve_with_env(tmp_path / "again", env, "--role", "commands")
     processes.append(again)
     await asyncio.to_thread(again.ready)

@@ -128,6 +128,13 @@ class CommandExecutor:
         self.settings = settings or CommandSettings()
         self.clock = clock
         self.ids = ids or fresh_ids()
+        self.others_write = False
+        """Whether another process was seen writing the members this one serves (a conflict).
+        From then on a cached state is checked for newer events before deciding: with the
+        queue group spreading one member's commands over processes, a cached state is stale
+        about every other command, and reading a subject's last sequence costs far less than
+        an append that conflicts (measured with two processes on a cluster,
+        ``docs/benchmarks.md``). A lone process never conflicts and never pays the read."""
 
     async def handle_raw(self, name: str, body: bytes) -> bytes:
         """Decode and execute a command (or a ``SkipEvent``); the encoded reply envelope."""
@@ -200,8 +207,8 @@ class CommandExecutor:
         reads = routing.reads_of(command)
         async with self.repository.lock(target_id):
             for attempt in range(self.settings.max_attempts):
-                retry = attempt > 0
-                loaded = await self.repository.load(target_id, fresh=retry)
+                fresh = attempt > 0 or self.others_write
+                loaded = await self.repository.load(target_id, fresh=fresh)
                 others = await self.repository.load_many(reads)
                 outcome = await self._attempt(command, loaded, others)
                 if outcome is not None:
@@ -235,6 +242,7 @@ class CommandExecutor:
             appended = await self.repository.append(loaded, decision.events, version)
         except WrongExpectedVersion as conflict:
             # Another process wrote first: read up to what it wrote before deciding again.
+            self.others_write = True
             await self.repository.catch_up_to(loaded, conflict.actual)
             return None
         except AppendRejected as exc:

@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,14 +168,6 @@ def test_the_kubernetes_nats_configuration_passes_nats_server_t(keys_and_certifi
         env={**os.environ, "POD_NAME": "nats-0"}, capture_output=True, text=True,
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Serve]]:
-    started: list[Serve] = []
-    yield started
-    for serve in started:
-        serve.stop()
 
 
 async def test_the_compose_processes_run_natively_on_a_cluster_and_become_ready(

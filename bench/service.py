@@ -1,6 +1,7 @@
 """Run the InMail service in a process of its own, for the benchmarks.
 
-``python -m bench.service --nats URL --store URL [--no-projections] [--trust-client-time] [--no-metrics]``
+``python -m bench.service --nats URL --store URL [--no-projections] [--trust-client-time] [--no-metrics]
+[--replicas N]``
 starts ``InMailService`` against a server the benchmark started, prints ``ready`` on
 stdout once it answers, and stops cleanly on SIGTERM or SIGINT. Unlike ``inmail serve``
 it can leave the projections and the scheduler out, so a benchmark measures the
@@ -77,6 +78,7 @@ class ServiceProcess:
         trust_client_time: bool = False,
         creds: Path | None = None,
         metrics: bool = True,
+        replicas: int = 1,
         log_path: Path | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
@@ -89,6 +91,8 @@ class ServiceProcess:
             self.args += ["--creds", str(creds)]
         if not metrics:
             self.args.append("--no-metrics")
+        if replicas != 1:
+            self.args += ["--replicas", str(replicas)]
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
@@ -183,6 +187,7 @@ async def serve(args: argparse.Namespace) -> None:
             scheduler=False,
             cache_size=args.cache_size,
             metrics=not args.no_metrics,
+            replicas=args.replicas,
         )
     )
     stop = asyncio.Event()
@@ -207,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trust-client-time", action="store_true", help="honour occurred_at")
     parser.add_argument("--cache-size", type=int, default=200_000, help="member states cached")
     parser.add_argument("--no-metrics", action="store_true", help="record no Prometheus series")
+    parser.add_argument("--replicas", type=int, default=1, help="replicas of the stores it creates")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(args))

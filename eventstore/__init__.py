@@ -5,7 +5,7 @@ nothing else of ours, and not ``eventsourcing``: the library's persistence modul
 lives in ``eventstore.eventsourcing`` and loads only when asked for.
 """
 
-from eventstore.connection import NatsUnreachable, connect
+from eventstore.connection import NatsUnreachable, connect, seed_urls
 from eventstore.errors import (
     AppendRejected,
     EventStoreError,
@@ -48,6 +48,7 @@ __all__ = [
     "identity_of",
     "replacement",
     "replacements",
+    "seed_urls",
     "stop_if_cancelled",
     "watch",
 ]

@@ -13,10 +13,24 @@ class NatsUnreachable(ConnectionError):
     """The NATS server at the given URL did not accept a connection."""
 
 
+def seed_urls(url: str) -> list[str]:
+    """The servers of ``nats://a:4222,nats://b:4222``: every seed of a cluster, in the order given.
+
+    nats-py takes a list; a comma inside one URL string it would parse as part of the host.
+    """
+    seeds = [part.strip() for part in url.split(",") if part.strip()]
+    if not seeds:
+        raise NatsUnreachable(f"no NATS URL in {url!r}")
+    return seeds
+
+
 async def connect(
     url: str, *, name: str = "inmail", connect_timeout: float = 2.0, creds: Path | str | None = None
 ) -> NATS:
     """Connect with reconnection forever and no publish buffering while disconnected.
+
+    ``url`` may name several seeds, comma-separated (the nodes of a cluster): the connection
+    goes to whichever is up and, once connected, to any node the cluster announces.
 
     ``creds`` is a NATS credentials file (user JWT and nkey seed) for a server
     that requires authentication.
@@ -34,12 +48,12 @@ async def connect(
 
     try:
         nc = await nats.connect(
-            url,
+            seed_urls(url),
             name=name,
             connect_timeout=connect_timeout,
             allow_reconnect=True,
-            # nats-py applies this limit to the first connection too: keep it small so an
-            # unreachable URL fails fast, then reconnect forever once connected.
+            # nats-py applies this limit to the first connection too (one attempt per seed):
+            # keep it small so an unreachable URL fails fast, then reconnect forever once connected.
             max_reconnect_attempts=1,
             reconnect_time_wait=0.25,
             pending_size=0,
@@ -59,7 +73,6 @@ async def connect(
         raise NatsUnreachable(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
     nc.options["max_reconnect_attempts"] = -1
     return nc
-
 
 
 async def _quiet_event() -> None:

@@ -45,3 +45,13 @@ class EventStore(Protocol):
     async def get(self, seq: int) -> StoredMessage | None:
         """One message by stream sequence, or None when there is none."""
         ...
+
+    async def confirmed_last_seq_of(self, subject: str) -> int:
+        """``last_seq_of`` as the stream's leader holds it: the reads above may be answered by a
+        replica that does not hold yet what the leader acknowledged. For answers that no append
+        checks (a refusal, "nothing there")."""
+        ...
+
+    async def confirmed_get(self, seq: int) -> StoredMessage | None:
+        """``get`` as the stream's leader holds it."""
+        ...

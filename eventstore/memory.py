@@ -81,6 +81,14 @@ class InMemoryEventStore:
         """One message by stream sequence, or None beyond the end."""
         return self._messages[seq - 1] if 0 < seq <= len(self._messages) else None
 
+    async def confirmed_last_seq_of(self, subject: str) -> int:
+        """One copy: what it holds is what its leader holds."""
+        return self._last_seq_of(subject)
+
+    async def confirmed_get(self, seq: int) -> StoredMessage | None:
+        """One copy: what it holds is what its leader holds."""
+        return self._messages[seq - 1] if 0 < seq <= len(self._messages) else None
+
     async def last_seq(self) -> int:
         """The last sequence over every subject (0 when empty)."""
         return len(self._messages)

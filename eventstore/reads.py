@@ -2,6 +2,9 @@
 
 Reads of stored messages are batch direct gets (no consumer, answered from the
 stream's indexes); following the stream is a pull consumer (``eventstore.follow``).
+On a replicated stream any replica answers a direct get, and a replica may not hold
+yet what the leader has just acknowledged (it applies an entry once it learns the
+entry is committed): ``confirmed_*`` ask the leader (``STREAM.MSG.GET``) instead.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api as js_api
+from nats.js.errors import NotFoundError
 
 from eventstore.errors import StoreUnavailable
 from eventstore.follow import PullFollower
@@ -76,6 +80,29 @@ class StreamReads(SharedReplies):
         """One message by stream sequence, or None when there is none (deleted, or beyond the end)."""
         page, _ = await self._direct_batch({"batch": 1, "seq": seq})
         return page[0] if page and page[0].seq == seq else None
+
+    async def confirmed_last_seq_of(self, subject: str) -> int:
+        """The sequence of the last message on ``subject`` as the stream's leader holds it."""
+        found = await self._leader_get(subject=subject)
+        return found.seq if found is not None else 0
+
+    async def confirmed_get(self, seq: int) -> StoredMessage | None:
+        """One message by stream sequence as the stream's leader holds it (None: none)."""
+        return await self._leader_get(seq=seq)
+
+    async def _leader_get(
+        self, *, seq: int | None = None, subject: str | None = None
+    ) -> StoredMessage | None:
+        try:
+            raw = await self.js.get_msg(self.spec.name, seq=seq, subject=subject)
+        except NotFoundError:
+            return None
+        except (NatsTimeoutError, TimeoutError, NoRespondersError, OutboundBufferLimitError) as exc:
+            raise StoreUnavailable(f"event store read failed: {type(exc).__name__}") from exc
+        headers = {k: v for k, v in (raw.headers or {}).items() if isinstance(v, str)}
+        return StoredMessage(
+            seq=raw.seq or 0, subject=raw.subject or "", data=raw.data or b"", headers=headers
+        )
 
     async def last_message(self, subject: str) -> StoredMessage | None:
         """The last stored message on ``subject`` (wildcards allowed), or None when there is none."""

@@ -85,7 +85,8 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """For ``preexec_fn``: the child gets SIGTERM when the thread that started it ends."""
     # Runs in the child before exec: the kernel sends SIGTERM to the server when the
     # process that started it dies, so a killed test run or service leaves no orphan.
     # The kernel watches the starting thread, not the process: a thread that exits
@@ -165,7 +166,7 @@ class EmbeddedNatsServer:
                 # A session of its own: Ctrl-C in a terminal reaches the service alone, which
                 # drains and then stops the server; the server still dies with its parent.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 pass_fds=self.pass_fds,
             )
         try:

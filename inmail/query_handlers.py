@@ -29,6 +29,7 @@ from contracts.admin import Replay
 from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
 from contracts.replies import Failure, QueryOk
 from contracts.validation import explain
+from eventstore import seed_urls
 from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route, is_request
 
 log = logging.getLogger("inmail.queries")
@@ -66,7 +67,7 @@ def build_query_broker(
     the service answer a request (``allow_responses``) only there.
     """
     broker = NatsBroker(
-        nats_url,
+        seed_urls(nats_url),
         security=NatsCredentials(str(creds)) if creds else None,
         logger=None,
         name="inmail-queries",

@@ -128,6 +128,13 @@ class CommandExecutor:
         self.settings = settings or CommandSettings()
         self.clock = clock
         self.ids = ids or fresh_ids()
+        self.others_write = False
+        """Whether another process was seen writing the members this one serves (a conflict).
+        From then on a cached state is checked for newer events before deciding: with the
+        queue group spreading one member's commands over processes, a cached state is stale
+        about every other command, and reading a subject's last sequence costs far less than
+        an append that conflicts (measured with two processes on a cluster,
+        ``docs/benchmarks.md``). A lone process never conflicts and never pays the read."""
 
     async def handle_raw(self, name: str, body: bytes) -> bytes:
         """Decode and execute a command (or a ``SkipEvent``); the encoded reply envelope."""
@@ -200,10 +207,10 @@ class CommandExecutor:
         reads = routing.reads_of(command)
         async with self.repository.lock(target_id):
             for attempt in range(self.settings.max_attempts):
-                retry = attempt > 0
-                loaded = await self.repository.load(target_id, fresh=retry)
+                fresh = attempt > 0 or self.others_write
+                loaded = await self.repository.load(target_id, fresh=fresh)
                 others = await self.repository.load_many(reads)
-                outcome = await self._attempt(command, loaded, others, checked=retry)
+                outcome = await self._attempt(command, loaded, others)
                 if outcome is not None:
                     return outcome
                 # Another process wrote first; spread the retries so they do not collide again.
@@ -211,20 +218,21 @@ class CommandExecutor:
         return replies.failure("UNAVAILABLE", "too much contention on this member; retry later")
 
     async def _attempt(
-        self, command: AnyCommand, loaded: Loaded, others: Mapping[str, Member | None], *, checked: bool
+        self, command: AnyCommand, loaded: Loaded, others: Mapping[str, Member | None]
     ) -> CommandOk | Failure | None:
         """One decision and append; None when the state was stale and the caller must retry."""
         version = loaded.version
         try:
             decision = decide(command, loaded.state, others, self._context(command, loaded))
         except DomainError:
-            # A refusal appends nothing, so no version check guards it: make sure it was
-            # decided on the latest state before answering.
-            if not checked and await self.repository.catch_up(loaded):
+            # A refusal appends nothing, so no version check guards it: it is answered only when
+            # decided on the latest state of every member it read, as the stream's leader holds it
+            # (on R3, reads may come from a replica that lags what the leader acknowledged).
+            if await self.repository.confirm([loaded.member_id, *others]):
                 return None
             raise
         if not decision.events:
-            if not checked and await self.repository.catch_up(loaded):
+            if await self.repository.confirm([loaded.member_id, *others]):
                 return None
             assert loaded.state is not None
             return CommandOk(data=reply_data(loaded.state, command), seq=decision.existing_seq)
@@ -232,7 +240,10 @@ class CommandExecutor:
             await self.contacts.record(command)
         try:
             appended = await self.repository.append(loaded, decision.events, version)
-        except WrongExpectedVersion:
+        except WrongExpectedVersion as conflict:
+            # Another process wrote first: read up to what it wrote before deciding again.
+            self.others_write = True
+            await self.repository.catch_up_to(loaded, conflict.actual)
             return None
         except AppendRejected as exc:
             log.error("append refused for %s: %s", loaded.member_id, exc)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from contracts import subjects
 from contracts.events import AnyEvent, EventSkipped, decode_event, encode_event
 from contracts.validation import explain_event
-from eventstore import Appended, EventStore, NewMessage, StoredMessage, StreamReplaced
+from eventstore import Appended, EventStore, NewMessage, StoredMessage, StoreUnavailable, StreamReplaced
 from services.domain.ids import registered_seq_of
 from services.domain.state import Member, evolve
 
@@ -68,9 +68,12 @@ class MemberRepository:
         cache_size: int = 200_000,
         message_headers: MessageHeaders | None = None,
         on_appended: OnAppended | None = None,
+        replica_wait: float = 2.0,
     ) -> None:
         self.store = store
         self.cache_size = cache_size
+        self.replica_wait = replica_wait
+        """Seconds ``confirm`` waits for the replica answering reads to hold what the leader holds."""
         self.message_headers = message_headers
         self.on_appended = on_appended
         self._cache: OrderedDict[str, Loaded] = OrderedDict()
@@ -111,6 +114,53 @@ class MemberRepository:
         subject = subjects.member_events(loaded.member_id)
         if loaded.version and await self.store.last_seq_of(subject) <= loaded.version:
             return False
+        return await self._read_newer(loaded)
+
+    async def confirm(self, member_ids: Sequence[str]) -> bool:
+        """Bring each member's state up to what the stream's leader holds; True when one was behind.
+
+        Reads may be answered by a replica that does not hold yet what the leader acknowledged
+        a moment ago (to this process or to another): an answer that no append checks, a
+        refusal or a no-op, is given only on states as new as the leader's. The replica catches
+        up within milliseconds; one that does not within ``replica_wait`` makes the command
+        ``UNAVAILABLE`` (nothing was recorded), never a wrong refusal.
+        """
+        behind = False
+        for member_id in dict.fromkeys(member_ids):
+            loaded = self._cache.get(member_id) or Loaded(member_id, None, 0)
+            leader = await self.store.confirmed_last_seq_of(subjects.member_events(member_id))
+            if leader > loaded.version:
+                behind = True
+                await self.catch_up_to(loaded, leader)
+        return behind
+
+    async def catch_up_to(self, loaded: Loaded, seq: int | None) -> None:
+        """Read the member's events up to ``seq`` (a version the leader reported: a conflict's
+        actual version), waiting up to ``replica_wait`` for the replica answering reads to hold
+        them; without a reported version, up to what the leader holds now.
+
+        After a conflict, a plain catch-up may ask a replica that lags the very write that
+        conflicted, find nothing newer, and decide on the same stale state again.
+        """
+        if seq is None:
+            await self.confirm([loaded.member_id])
+            return
+        deadline = asyncio.get_running_loop().time() + self.replica_wait
+        while loaded.version < seq:
+            await self._read_newer(loaded)
+            if loaded.version >= seq:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise StoreUnavailable(
+                    f"the replica answering reads holds member {loaded.member_id}'s events up to seq "
+                    f"{loaded.version}, the stream's leader up to {seq}"
+                )
+            await asyncio.sleep(0.005)
+        self._remember(loaded)
+
+    async def _read_newer(self, loaded: Loaded) -> bool:
+        """Apply whatever the store returns after the loaded version; True when it returned any."""
+        subject = subjects.member_events(loaded.member_id)
         stored = await self.store.read_subject(subject, after=loaded.version)
         readable, unreadable = _readable(loaded.member_id, stored)
         for event, seq in readable:
@@ -156,7 +206,8 @@ class MemberRepository:
             return None
         sender = self._senders.get(registered_seq)
         if sender is None:
-            message = await self.store.get(registered_seq)
+            # "No such InMail" is a refusal: confirmed with the leader before it is believed.
+            message = await self.store.get(registered_seq) or await self.store.confirmed_get(registered_seq)
             if message is None or not message.subject.startswith(subjects.MEMBER_EVENTS_PREFIX):
                 return None
             sender = subjects.member_of_subject(message.subject)

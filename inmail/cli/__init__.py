@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import click
 
+from inmail.cli.cluster import cluster_group
 from inmail.cli.common import CONTEXT_SETTINGS, report_usage_error
 from inmail.cli.creds import creds_group
 from inmail.cli.ops import (
@@ -42,6 +43,7 @@ for _command in (
     quarantine_command,
     simulate_command,
     creds_group,
+    cluster_group,
 ):
     cli.add_command(_command)
 

@@ -28,7 +28,9 @@ class CliError(click.ClickException):
         click.echo(f"inmail: {self.format_message()}", err=True)
 
 
-def nats_option(help_text: str = f"NATS server URL (default {DEFAULT_NATS})") -> Callable[[F], F]:
+def nats_option(
+    help_text: str = f"NATS server URL, or a cluster's seeds comma-separated (default {DEFAULT_NATS})",
+) -> Callable[[F], F]:
     """``--nats URL``, also from ``INMAIL_NATS``."""
     return click.option(
         "--nats", "nats_url", metavar="URL", envvar="INMAIL_NATS", show_envvar=True, help=help_text

@@ -29,7 +29,8 @@ def _env(name: str) -> str:
     metavar="URL",
     envvar=_env("NATS"),
     show_envvar=True,
-    help="a running NATS server (2.12 or newer) to use instead of starting an embedded one",
+    help="a running NATS server (2.12 or newer) to use instead of starting an embedded one; a "
+    "cluster's seeds comma-separated (nats://a:4222,nats://b:4222,...): it reconnects to whichever is up",
 )
 @click.option(
     "--port",

@@ -10,12 +10,27 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.js.errors import ServiceUnavailableError
+
 from eventstore import NatsUnreachable, connect
 from inmail.cli.common import CliError, creds_for
 from inmail.natsserver import EmbeddedNatsServer, NatsServerError, NatsServerSettings
 from inmail.observability.logs import LogFormat, json_line
 from inmail.security.installation import Installation, SecurityError, refuse_insecure, secure
 from inmail.supervisor import SupervisedNatsServer, until_stopped
+
+START_PATIENCE = 60.0
+"""Seconds serve keeps starting again while JetStream does not answer (a cluster electing a leader)."""
+_NOT_ENABLED = frozenset({10039, 10076})
+"""JetStream not enabled for the account, or on the server: no waiting helps."""
+
+
+def jetstream_busy(exc: BaseException) -> bool:
+    """What JetStream answers, or fails to, while a cluster has no leader for what is asked:
+    no answer in time, or "temporarily unavailable"."""
+    if isinstance(exc, ServiceUnavailableError):
+        return exc.err_code not in _NOT_ENABLED
+    return isinstance(exc, TimeoutError)
 
 MIN_SERVER = (2, 12)
 """Atomic batch publish arrived in nats-server 2.12 (batch direct get in 2.11)."""
@@ -125,13 +140,29 @@ async def serve(options: ServeOptions) -> int:
             new_stream=options.new_stream,
             tracer_provider=tracer_provider,
         )
-        service = InMailService(settings)
-        if surface is not None:
-            surface.service = service
-        try:
-            await service.start()
-        except StreamRefused as exc:
-            raise CliError(str(exc)) from exc
+        deadline = asyncio.get_running_loop().time() + START_PATIENCE
+        while True:
+            service = InMailService(settings)
+            if surface is not None:
+                surface.service = service
+            try:
+                await service.start()
+                break
+            except StreamRefused as exc:
+                raise CliError(str(exc)) from exc
+            except Exception as exc:
+                if not jetstream_busy(exc):
+                    raise
+                # A cluster electing a leader (a node just went away) answers nothing for a few
+                # seconds: a supervisor restarting serve then must not see it exit.
+                await service.stop()
+                if asyncio.get_running_loop().time() > deadline:
+                    raise CliError(
+                        f"JetStream at {url} did not answer the service's start within "
+                        f"{START_PATIENCE:g} s ({type(exc).__name__}): no quorum?"
+                    ) from exc
+                log.warning("JetStream did not answer (%s; electing a leader?): again", type(exc).__name__)
+                await asyncio.sleep(1.0)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -203,9 +234,14 @@ async def check_server(url: str, creds: Path | None = None) -> None:
                 f"nats-server {version} at {url} is too old: atomic batch publish needs "
                 f"{MIN_SERVER[0]}.{MIN_SERVER[1]} or newer"
             )
-        try:
-            await nc.jetstream().account_info()
-        except Exception as exc:
-            raise CliError(f"nats-server at {url} has no JetStream available: {exc}") from exc
+        deadline = asyncio.get_running_loop().time() + START_PATIENCE
+        while True:
+            try:
+                await nc.jetstream().account_info()
+                return
+            except Exception as exc:
+                if not jetstream_busy(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise CliError(f"nats-server at {url} has no JetStream available: {exc}") from exc
+                await asyncio.sleep(1.0)
     finally:
         await nc.close()

@@ -42,8 +42,9 @@ async def connect(url: str, *, creds: str | Path | None = None, name: str = "inm
         seen.append(str(exc))
 
     try:
+        # Every seed of a cluster, comma-separated, as `inmail serve --nats` takes them.
         nc = await nats.connect(
-            url,
+            [seed.strip() for seed in url.split(",") if seed.strip()],
             name=name,
             connect_timeout=2,
             # nats-py applies this limit to the first connection too: keep it small so an

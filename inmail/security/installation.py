@@ -112,13 +112,30 @@ def secure(data_dir: Path) -> Installation:
         installation = _create(data_dir)
     else:
         installation = load(data_dir)
-    stale = [r for r in DEFAULT_ROLES if not installation.creds(r).exists()]
+    stale = [r for r in DEFAULT_ROLES if not installation.creds(r).exists() or _outdated(installation, r)]
     for role in stale:
-        # A default file deleted by hand: its key may live on in a copy, so it goes.
+        # A default file deleted by hand, or issued by an older version with other permissions
+        # than the role has now: its key may live on in a copy, so it goes.
         if installation.users().get(role, {}).get("revoked") is False:
             installation = revoke_locally(installation, role)
         issue(installation, role, role)
     return installation
+
+
+def _outdated(installation: Installation, role: str) -> bool:
+    """A default role's file whose user may publish or subscribe to other subjects than the role
+    may now (issued by an older version: the service's permissions grow with its features)."""
+    try:
+        user = claims.read(claims.jwt_of_creds(installation.creds(role).read_text()))["nats"]
+    except (OSError, claims.ClaimsError):
+        return False  # ``load`` has checked every file: nothing to judge here
+    spec = ROLES[role]
+    wanted = claims.user_claims(spec.publish, spec.subscribe, responses=None)
+    return any(
+        sorted(user.get(side, {}).get(rule) or []) != sorted(wanted[side].get(rule) or [])
+        for side in ("pub", "sub")
+        for rule in ("allow", "deny")
+    )
 
 
 def load(data_dir: Path) -> Installation:

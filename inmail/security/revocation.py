@@ -15,6 +15,7 @@ import msgspec
 import nats
 from nats.aio.client import RawCredentials
 
+from eventstore import seed_urls
 from inmail.security import claims
 from inmail.security.installation import Installation, SecurityError, revoke_locally
 
@@ -46,7 +47,7 @@ async def push_account(installation: Installation, nats_url: str) -> None:
     """Send the current account JWT to the server's resolver; a ``SecurityError`` if it does not take it."""
     try:
         nc = await nats.connect(
-            nats_url,
+            seed_urls(nats_url),
             user_credentials=_system_user(installation),
             connect_timeout=REQUEST_TIMEOUT,
             max_reconnect_attempts=1,

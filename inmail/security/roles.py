@@ -104,6 +104,9 @@ SERVICE = Role(
         *creates_stream(_kv_stream(SCHEDULER_BUCKET)),
         *creates_stream(_kv_stream(IDENTITY_BUCKET)),
         *direct_gets(subjects.EVENTS_STREAM),
+        # Answered by the stream's leader alone: a refusal is confirmed against what it holds
+        # (any replica answers a direct get, and one may lag what the leader acknowledged).
+        api("STREAM.MSG.GET", subjects.EVENTS_STREAM),
         *direct_gets(subjects.MEMBERS_STREAM),
         # The alerts already published, read back at start so none goes out twice.
         *direct_gets(subjects.NOTIFICATIONS_STREAM),

@@ -122,3 +122,18 @@ async def test_last_seq_of_a_subject_is_its_last_append_or_zero(event_store: Jet
     assert await event_store.last_seq_of(a) == 2
     assert await event_store.last_seq_of(b) == 3
     assert await event_store.last_seq_of(aggregate(event_store, "none")) == 0
+
+
+async def test_the_leaders_reads_answer_as_the_direct_gets_do(event_store: JetStreamEventStore) -> None:
+    a, b = aggregate(event_store, "a"), aggregate(event_store, "b")
+    assert await event_store.confirmed_last_seq_of(a) == 0
+    event = new_event("wanted")
+    await event_store.append(a, [new_event(), event], 0)
+    await event_store.append(b, [new_event()], 0)
+
+    assert await event_store.confirmed_last_seq_of(a) == 2
+    assert await event_store.confirmed_last_seq_of(b) == 3
+    got = await event_store.confirmed_get(2)
+    assert got is not None
+    assert (got.seq, got.subject, got.msg_id, got.data) == (2, a, event.msg_id, event.data)
+    assert await event_store.confirmed_get(4) is None

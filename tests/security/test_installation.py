@@ -120,3 +120,28 @@ def test_issuing_refuses_unknown_roles_bad_names_and_names_in_use(tmp_path: Path
     # Revoked, the name may be issued again, with a new key.
     installation = revoke_locally(installation, "billing")
     assert issue(installation, "subscriber", "billing").exists()
+
+
+def test_a_default_creds_file_of_an_older_version_is_issued_again_with_the_roles_permissions(
+    tmp_path: Path,
+) -> None:
+    first = secure(tmp_path)
+    old_key = first.users()["service"]["public_key"]
+    # As an older version issued it: one subject fewer than the role may publish to now.
+    older = claims.sign(
+        first.seed("account"),
+        old_key,
+        "service",
+        claims.user_claims(ROLES["service"].publish[:-1], ROLES["service"].subscribe, responses=(1, 60.0)),
+    )
+    seed = first.creds("service").read_text().split("-----BEGIN USER NKEY SEED-----\n")[1].split("\n")[0]
+    first.creds("service").write_text(claims.creds_file(older, seed))
+    untouched = first.creds("client").read_text()
+
+    again = secure(tmp_path)
+
+    user = claims.read(claims.jwt_of_creds(again.creds("service").read_text()))
+    assert user["nats"]["pub"]["allow"] == list(ROLES["service"].publish)
+    assert again.users()["service"]["public_key"] != old_key
+    assert old_key in claims.read(again.account_jwt)["nats"]["revocations"]
+    assert again.creds("client").read_text() == untouched

@@ -156,7 +156,8 @@ async def test_a_no_op_decided_on_a_stale_state_catches_up_and_decides_again(sto
 
 
 async def test_endless_contention_answers_unavailable_after_the_last_attempt(store, members):
-    store.error, store.failures = WrongExpectedVersion("alice", 1, 2), 3
+    # A conflict that reports alice at the version the store holds: another writer, every time.
+    store.error, store.failures = WrongExpectedVersion("alice", 0, 1), 3
     contended = executor(store, max_attempts=3)
     change = ChangeTier(command_id="t", member_id="alice", tier="free", occurred_at=T0)
     reply = await refused(contended, change)
@@ -208,3 +209,39 @@ async def test_a_server_clock_that_steps_back_never_dates_a_command_before_the_m
 
     changed = await store.get(2)
     assert changed is not None and b'"occurred_at":"2026-01-05T09:00:00Z"' in changed.data
+
+
+class CountingStore(InMemoryEventStore):
+    """Counts the appends refused for a stale version."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflicts = 0
+
+    async def append(
+        self, subject: str, messages: Sequence[NewMessage], expected_version: int
+    ) -> Appended:
+        try:
+            return await super().append(subject, messages, expected_version)
+        except WrongExpectedVersion:
+            self.conflicts += 1
+            raise
+
+
+async def test_once_another_process_is_seen_writing_cached_states_are_checked_before_deciding():
+    store = CountingStore()
+    one, two = executor(store), executor(store)
+    await ok(one, register("alice", tier="recruiter", occurred_at=T0))
+    await ok(one, register("bob", occurred_at=T0))
+    for n in range(10):
+        await ok(one if n % 2 else two, send("alice", "bob", f"s{n}", occurred_at=T0))
+
+    # Each process conflicts once, the first time its cached alice is stale; never again.
+    assert store.conflicts == 2
+    assert one.others_write and two.others_write
+
+
+async def test_a_lone_process_never_reads_before_deciding_on_a_cached_state(store, members):
+    for n in range(5):
+        await ok(members, send("alice", "bob", f"s{n}", occurred_at=T0))
+    assert not members.others_write

@@ -21,6 +21,7 @@ from inmail.cli.ops import (
     status_command,
     verify_command,
 )
+from inmail.cli.policy import policy_group
 from inmail.cli.quarantine import quarantine_command
 from inmail.cli.serve import serve_command
 from inmail.cli.simulate import simulate_command
@@ -40,6 +41,7 @@ for _command in (
     backup_command,
     restore_command,
     quarantine_command,
+    policy_group,
     simulate_command,
     creds_group,
 ):

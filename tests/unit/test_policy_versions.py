@@ -64,8 +64,12 @@ def _send(n: int, recipient: str, **fields: object) -> SendInMail:
 
 
 def every_kind_of_decision(rules: Policy) -> History:
-    """A recruiter's two months: every command, so every event type, decided under ``rules``
-    (its floor counts periods of two InMails or more)."""
+    """A recruiter's two months: every command, so every event type, decided under ``rules``.
+
+    Its assessments are the ones the service's due work would perform under a floor that
+    counts periods of two InMails or more (``V2``): the first period warns, the second is
+    assessed while warned, the warning period suspends, the suspension ends.
+    """
     h = History(rules)
     for member_id, tier in [("r", "recruiter"), ("p", "premium_career"), ("c1", "free"), ("c2", "free"),
                             ("c3", "free"), ("c4", "free")]:
@@ -107,8 +111,10 @@ def every_kind_of_decision(rules: Policy) -> History:
     h.do(CancelScheduledInMail(command_id="cancel", inmail_id=called_off.inmail_id, member_id="r"), day(29))
     h.do(DeliverScheduledInMail(command_id="deliver", member_id="r", inmail_id=later.inmail_id,
                                 recipient_id="c2"), day(30))
+    second = datetime(2026, 1, 21, tzinfo=UTC)
+    h.do(AssessResponseRate(command_id="assess-2", member_id="r", period_start=second), day(37))
     warning = datetime(2026, 1, 28, tzinfo=UTC)
-    h.do(AssessResponseRate(command_id="assess-2", member_id="r", period_start=warning, warning_period=True),
+    h.do(AssessResponseRate(command_id="assess-3", member_id="r", period_start=warning, warning_period=True),
          day(44))
     h.do(EndBulkSuspension(command_id="unsuspend", member_id="r", since=datetime(2026, 2, 18, tzinfo=UTC)),
          day(58))
@@ -121,7 +127,7 @@ def test_every_decision_records_the_version_of_the_policy_in_its_context() -> No
     assert {type(event) for event in events} == set(EVENT_TYPES) - {EventSkipped}
     assert {event.policy for event in events} == {2}
     stages = [event.stage for event in events if isinstance(event, ResponseRateAssessed)]
-    assert stages == ["warned", "suspended"]
+    assert stages == ["warned", "warned", "suspended"]
 
 
 def test_the_same_decisions_under_v1_record_1() -> None:

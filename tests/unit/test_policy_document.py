@@ -176,3 +176,20 @@ def test_policy_check_says_ok_or_lists_each_problem_with_exit_1(
         "forfeit credits it just granted",
     ]
     assert main(["policy", "check", str(tmp_path / "absent.json")]) == 2
+
+
+def test_whatif_refuses_an_unsound_policy_in_one_line_before_reading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = v1()
+    document["tiers"]["recruiter"]["cap"] = 100
+    document["refund_window"] = "-P1D"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document))
+    # No server listens on port 9: the policy is refused before any connection is tried.
+    assert main(["whatif", "--policy", str(bad), "--nats", "nats://127.0.0.1:9"]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"inmail: {bad} is not a sound policy: refund_window = -P1D: must not be negative (and 1 more); "
+        f"see `inmail policy check {bad}`"
+    )

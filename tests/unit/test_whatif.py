@@ -186,3 +186,17 @@ def test_another_floor_changes_the_stages_found_in_the_what_if_history() -> None
         (datetime(2026, 1, 28, tzinfo=UTC), True),
     }
     assert engine.whatif["r"].stage_since == datetime(2026, 2, 18, tzinfo=UTC)
+
+
+def test_bulk_and_follow_up_bounds_of_another_policy_refuse_the_recorded_sends_outside_them() -> None:
+    history = every_kind_of_decision(V2).recorded
+    # Its one SendBulkInMail goes to two members with a follow-up after three days.
+    at_most_one = msgspec.structs.replace(V2, version=3, bulk_min_recipients=1, bulk_max_recipients=1)
+    later = msgspec.structs.replace(
+        V2, version=3, scheduling=msgspec.structs.replace(V2.scheduling, follow_up_min_days=5)
+    )
+    for rules in (at_most_one, later):
+        [r] = whatif(rules, history).report().members
+        assert r.refused == Compared(0, 2)
+        # The bulk InMails, and the automated follow-up of one, were charged as recorded.
+        assert r.charged == Compared(r.charged.recorded, r.charged.recorded - 3)

@@ -12,9 +12,6 @@ goes through the whole stream four ways:
   policy v1 itself: read, decode, both folds, every decision taken again, the report;
 - **whatif, other policy**: the same under a policy with the Recruiter cap at 3x and a
   60-day refund window (differences to find and report);
-- **whatif in one process**: read, decode and fold under policy v1 in this process, as
-  ``inmail whatif`` did before its fold moved to a child process (the difference is
-  what overlapping the read with the fold gains);
 - **replay**: ``Projections`` rebuilding every read model on a fresh SQLite store, what
   ``inmail replay`` makes the service do (as ``bench.replay`` measures it).
 
@@ -26,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import resource
 import tempfile
@@ -41,13 +37,11 @@ import msgspec
 from bench import dataset
 from bench.common import fmt, git_describe, header, log, median, publish_report, ratio
 from bench.replay import follow_rate, rebuild_rate
-from contracts.events import decode_event
 from contracts.policy import POLICY_V1, Policy
 from contracts.whatif import WhatIfReport
 from eventstore import JetStreamEventStore, connect
 from inmail.ops.whatif import whatif
 from inmail.streams import events_stream
-from services.whatif import WhatIf
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +68,6 @@ class Result:
     follow: list[float] = field(default_factory=list)
     same: list[float] = field(default_factory=list)
     other: list[float] = field(default_factory=list)
-    one_process: list[float] = field(default_factory=list)
     replay: list[float] = field(default_factory=list)
     differing: int = 0
     members: int = 0
@@ -87,21 +80,6 @@ async def whatif_rate(url: str, creds: Path | None, rules: Policy, events: int) 
     await whatif(url, rules, as_json=True, progress=False, out=out, creds=creds)
     elapsed = time.perf_counter() - started
     return events / elapsed, msgspec.json.decode(out.getvalue(), type=WhatIfReport)
-
-
-async def one_process_rate(store: JetStreamEventStore, last: int, events: int) -> float:
-    """Events/s of reading, decoding and folding under policy v1 in this process."""
-    started = time.perf_counter()
-    engine = WhatIf(POLICY_V1)
-    pages = store.follow_batches(1, until=last)
-    async with contextlib.aclosing(pages):
-        async for page in pages:
-            for message in page:
-                engine.apply(message.seq, decode_event(message.data))
-    engine.finish()
-    if engine.report().members:
-        raise RuntimeError("policy v1 itself made members differ")
-    return events / (time.perf_counter() - started)
 
 
 async def run(plan: Plan, data_dir: Path) -> Result:
@@ -128,8 +106,6 @@ async def run(plan: Plan, data_dir: Path) -> Result:
                 log(f"whatif: round {round_ + 1}: whatif under another policy")
                 rate, other = await whatif_rate(server.url, operator, other_policy(), events)
                 result.other.append(rate)
-                log(f"whatif: round {round_ + 1}: whatif in one process")
-                result.one_process.append(await one_process_rate(store, last, events))
                 result.differing = len(other.members)
                 result.members = sum(other.total.stage.recorded.values())
                 log(f"whatif: round {round_ + 1}: rebuilding every projection (inmail replay)")
@@ -147,11 +123,9 @@ def report(result: Result, plan: Plan, command: str, made: dataset.Dataset) -> s
         ("follow_batches alone (the read)", result.follow),
         ("whatif, policy v1 (no difference)", result.same),
         (f"whatif, Recruiter cap 3x + 60-day refunds ({result.differing:,} members differ)", result.other),
-        ("whatif, policy v1, read and fold in one process", result.one_process),
         ("replay: Projections rebuilt on fresh SQLite", result.replay),
     ]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     parts = header(
         command,
         f"Each figure: median of {plan.rounds} pass(es) over the whole stream, in one run, on one "
@@ -170,8 +144,8 @@ def report(result: Result, plan: Plan, command: str, made: dataset.Dataset) -> s
             for name, runs in rows
         ],
         "",
-        f"Peak memory: {child:,.0f} MB in the largest child process (a what-if fold, or the rebuild's "
-        f"writer), {peak:,.0f} MB in the benchmark process (the one-process what-if's folds included).",
+        f"Peak memory of the benchmark process (the what-if's two folds of every member included): "
+        f"{peak:,.0f} MB.",
         "",
     ]
     return "\n".join(parts)

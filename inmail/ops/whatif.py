@@ -3,10 +3,9 @@
 Reads ``INMAIL_EVENTS`` from sequence 1 to its last sequence at the start (as
 ``inmail verify`` reads it: one ephemeral pull consumer, the operator's
 credentials), feeds every readable event to the pure what-if engine
-(``services.whatif``, in a child process: ``whatif_fold``) and prints its
-report. Nothing is published, appended or stored: no stream, no bucket, no read
-model. Events that cannot be read (quarantined) are left out on both sides and
-counted.
+(``services.whatif``) and prints its report. Nothing is published, appended or
+stored: no stream, no bucket, no read model. Events that cannot be read
+(quarantined) are left out on both sides and counted.
 """
 
 from __future__ import annotations
@@ -22,12 +21,12 @@ import msgspec
 from tqdm import tqdm
 
 from contracts import subjects
-from contracts.events import Stage
+from contracts.events import Stage, decode_event
 from contracts.policy import Policy
 from contracts.types import ID_PATTERN
 from contracts.whatif import MEASURES, MemberDifference, Totals, WhatIfReport
 from inmail.ops.client import OperatorError, connected, events_store, stream_info
-from inmail.ops.whatif_fold import ChildFold, FoldFailed
+from services.whatif import WhatIf
 
 _MEMBER_ID = re.compile(ID_PATTERN)
 
@@ -49,7 +48,9 @@ async def whatif(
     if member is not None and not _MEMBER_ID.match(member):
         raise OperatorError(f"--member {member!r} is not a member id (1-64 of A-Z a-z 0-9 _ -)")
     started = time.monotonic()
-    async with connected(nats_url, creds) as nc, ChildFold(rules, member) as fold:
+    engine = WhatIf(rules)
+    unreadable = 0
+    async with connected(nats_url, creds) as nc:
         state = (await stream_info(nc, stream)).state
         last = state.last_seq
         show = progress and sys.stderr.isatty()
@@ -64,24 +65,27 @@ async def whatif(
         ) as bar:
             if last:
                 async for page in events_store(nc, stream).follow_batches(1, until=last):
-                    await fold.feed([(message.seq, message.data) for message in page])
+                    for message in page:
+                        try:
+                            event = decode_event(message.data)
+                        except (msgspec.ValidationError, msgspec.DecodeError):
+                            unreadable += 1
+                            continue
+                        engine.apply(message.seq, event)
                     bar.update(len(page))
-        try:
-            found = await fold.outcome()
-        except FoldFailed as exc:
-            raise OperatorError(str(exc)) from exc
+    engine.finish()
     elapsed = time.monotonic() - started
-    report = found.report
-    if report is None:
+    if member is not None and member not in engine.recorded:
         raise OperatorError(f"member {member} has no registration in stream {stream}")
+    report = engine.report(member)
     if as_json:
         out.write(msgspec.json.encode(report).decode() + "\n")
         return 0
-    members = found.members
+    members = 1 if member is not None else len(engine.recorded.keys() | engine.whatif.keys())
     out.write(
-        f"what-if under policy v{rules.version}{f' ({label})' if label else ''}: {found.events} events "
+        f"what-if under policy v{rules.version}{f' ({label})' if label else ''}: {engine.events} events "
         f"read in {elapsed:.1f}s"
-        + (f", {found.unreadable} unreadable left out" if found.unreadable else "")
+        + (f", {unreadable} unreadable left out" if unreadable else "")
         + f"; {len(report.members)} of {members} member{'s' if members != 1 else ''} differ\n"
     )
     out.write(render(report))

@@ -79,6 +79,7 @@ class WhatIf:
         self._group: list[AnyEvent] = []
         self._seqs: list[int] = []
         self._key: tuple[str, str] = ("", "")
+        self._last_seq = 0
 
     def apply(self, seq: int, event: AnyEvent) -> None:
         """Fold one recorded event (in stream order)."""
@@ -88,6 +89,7 @@ class WhatIf:
         self._key = key
         self._group.append(event)
         self._seqs.append(seq)
+        self._last_seq = seq
         self.events += 1
         if self.last_at is None or event.occurred_at > self.last_at:
             self.last_at = event.occurred_at
@@ -98,7 +100,7 @@ class WhatIf:
             self._flush()
         if self.last_at is not None:
             for member_id in self._due.members_due(self.last_at):
-                self._perform_due(member_id, self.last_at, self._seqs[-1] if self._seqs else 1)
+                self._perform_due(member_id, self.last_at, self._last_seq)
 
     def report(self, member_id: str | None = None) -> WhatIfReport:
         """Every member (or one) compared, listing those that differ, and the total."""

@@ -4,6 +4,7 @@ what a hand count says."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -200,3 +201,28 @@ def test_bulk_and_follow_up_bounds_of_another_policy_refuse_the_recorded_sends_o
         assert r.refused == Compared(0, 2)
         # The bulk InMails, and the automated follow-up of one, were charged as recorded.
         assert r.charged == Compared(r.charged.recorded, r.charged.recorded - 3)
+
+
+def test_the_json_report_has_exactly_the_shape_of_contract_section_10() -> None:
+    h = History()
+    register(h, "s", "premium_career")
+    register(h, "c", "free")
+    mail = send(h, 1, "s", "c", day(0))
+    h.do(DeclineInMail(command_id="d", inmail_id=mail.inmail_id, member_id="c"), day(70))
+    sixty_days = msgspec.structs.replace(POLICY_V1, version=2, refund_window=timedelta(days=60))
+    document = json.loads(msgspec.json.encode(whatif(sixty_days, h.recorded).report()))
+
+    measures = {"balance", "charged", "refunded", "forfeited", "refused", "stage"}
+    assert set(document) == {"members", "total"}
+    [member] = document["members"]
+    assert set(member) == {"member_id"} | measures and set(document["total"]) == measures
+    assert all(set(member[m]) == set(document["total"][m]) == {"recorded", "whatif"} for m in measures)
+    assert member["member_id"] == "s"
+    assert member["refunded"] == {"recorded": 1, "whatif": 0}
+    # 5 granted, 1 sent, February's and March's 5 with the decline (day 70): 14, and the refund.
+    assert member["balance"] == {"recorded": 15, "whatif": 14}
+    assert member["stage"] == {"recorded": "ok", "whatif": "ok"}
+    assert document["total"]["stage"] == {
+        "recorded": {"ok": 2, "warned": 0, "suspended": 0},
+        "whatif": {"ok": 2, "warned": 0, "suspended": 0},
+    }

@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("bench.growth", "(5) growth: latency at 10k/100k/1M events, a 10,000-event member, RSS of 100k members"),
     ("bench.client", "(6) the client library: SendInMail via inmail.client against a bare nats-py request"),
     ("bench.cluster", "(7) a 3-node R3 cluster: SendInMail, 1 and 2 command processes, vs raw publish+ack"),
+    ("bench.whatif", "(8) what-if: inmail whatif over the 1M-event stream, against rebuilding read models"),
     ("bench.dataset", "makes the simulator streams replay and growth reuse (bench/results/, once)"),
 )
 

@@ -22,6 +22,7 @@ from inmail.cli.ops import (
     status_command,
     verify_command,
 )
+from inmail.cli.policy import policy_group, whatif_command
 from inmail.cli.quarantine import quarantine_command
 from inmail.cli.serve import serve_command
 from inmail.cli.simulate import simulate_command
@@ -41,6 +42,8 @@ for _command in (
     backup_command,
     restore_command,
     quarantine_command,
+    policy_group,
+    whatif_command,
     simulate_command,
     creds_group,
     cluster_group,

@@ -5,7 +5,8 @@ fields (``msgspec.inspect``), the reply envelope, the error codes
 (``contracts.replies.ERROR_MEANINGS``), policy v1 (``contracts.policy``) and the
 command line (the parser's own ``--help``). Prose is written here only where the
 code says nothing. Regenerate with ``python -m inmail.reference``; a test fails
-when the page is stale.
+when the page is stale. The same command writes the policy documents beside it
+(``docs/policy.schema.json``, ``docs/policy-v1.json``: ``POLICY_DOCUMENTS``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import msgspec
 from contracts import events, notifications, replies, subjects
 from contracts.commands import Command
 from contracts.notifications import EmailNotification
+from contracts.policy import POLICIES, encode_policy, policy_schema
 from contracts.replies import ERROR_MEANINGS, CommandOk, ErrorCode, Failure, QueryOk
 from inmail.reference.rules import command_line, policy
 from inmail.reference.structs import anchor, doc, fields_table, named_types, nested_structs
@@ -27,7 +29,8 @@ from inmail.routes import ADMIN_ROUTES, COMMAND_ROUTES, QUERY_ROUTES, ROUTES, WR
 from inmail.streams import events_stream, members_stream, notifications_stream
 from projections.queries import MIN_SEQ_TIMEOUT
 
-DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCUMENT = DOCS / "reference.md"
 
 INTRO = """\
 # InMail Broker reference
@@ -191,11 +194,23 @@ def _field_types() -> str:
     return "\n\n".join([f"## {CONTENTS[8]}", "\n".join(rows)])
 
 
+def policy_documents() -> dict[str, bytes]:
+    """The policy's JSON Schema and every known policy as a document, by file name under docs/."""
+    schema = msgspec.json.format(msgspec.json.encode(policy_schema()), indent=2) + b"\n"
+    documents = {"policy.schema.json": schema}
+    for version, rules in POLICIES.items():
+        documents[f"policy-v{version}.json"] = encode_policy(rules)
+    return documents
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Write docs/reference.md (or the path given)."""
+    """Write docs/reference.md (or the path given) and, beside it, the policy documents."""
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0]) if args else DOCUMENT
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render())
     print(f"wrote {target}")
+    for name, document in policy_documents().items():
+        (target.parent / name).write_bytes(document)
+        print(f"wrote {target.parent / name}")
     return 0

@@ -35,6 +35,14 @@ def check_spec(member: Member, spec: AutomatedFollowUp | None, ctx: Context) -> 
         return
     if not ctx.policy.tier(member.tier).automated_follow_ups:
         raise errors.TierNotAllowed("automated follow-ups need a Recruiter tier")
+    # Decoding checks the current policy's bounds already; a decision under another policy
+    # (a what-if replay) holds the command to that policy's.
+    rules = ctx.policy.scheduling
+    if not rules.follow_up_min_days <= spec.after_days <= rules.follow_up_max_days:
+        raise errors.InvalidCommand(
+            f"automated_follow_up.after_days is {spec.after_days}, allowed "
+            f"{rules.follow_up_min_days}-{rules.follow_up_max_days}"
+        )
     check_message(spec.subject, spec.body, ctx.policy)
 
 

@@ -71,6 +71,12 @@ def send_bulk_inmail(
         return done
     if not ctx.policy.tier(member.tier).bulk:
         raise errors.TierNotAllowed("bulk InMail needs a Recruiter tier")
+    fewest, most = ctx.policy.bulk_min_recipients, ctx.policy.bulk_max_recipients
+    if not fewest <= len(cmd.recipient_ids) <= most:
+        # Decoding checks the current policy's bounds; another policy's are checked here.
+        raise errors.InvalidCommand(
+            f"recipient_ids has {len(cmd.recipient_ids)} members, allowed {fewest}-{most}"
+        )
     if cmd.sender_id in cmd.recipient_ids:
         raise errors.SelfMessage("a member cannot send InMail to themself")
     targets = [existing(recipients.get(rid), rid, at=ctx.now) for rid in cmd.recipient_ids]

@@ -11,6 +11,7 @@ alert: the recipient's preferences as the stream stood at the delivery.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,7 +70,9 @@ class _Floor:
 class DueIndex:
     """Pending due work by key, in due order, and the members an alert needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, policies: Callable[[int], Policy] = policy) -> None:
+        """``policies``: the policy of an event's version (a what-if replay judges by its own)."""
+        self._policy = policies
         self.position = 0
         """The last stream sequence folded."""
         self._pending: dict[str, DueItem] = {}
@@ -130,6 +133,10 @@ class DueIndex:
         """Whether an item is still to be done."""
         return key in self._pending
 
+    def drop(self, key: str) -> None:
+        """Forget an item without an event resolving it (a what-if replay that cannot perform it)."""
+        self._resolve(key, "dropped")
+
     def watch(self, key: str) -> None:
         """Remember the outcome of an item when it is resolved (for ``outcome``)."""
         self._watched[key] = None
@@ -147,7 +154,7 @@ class DueIndex:
         if plan is not None:
             due = event.occurred_at + timedelta(days=plan.after_days)
             self._add(items.follow_up(event.sender_id, plan.inmail_id, event.recipient_id, due))
-        self._count(event, policy(event.policy))
+        self._count(event, self._policy(event.policy))
         recipient = self._members.get(event.recipient_id)
         sender = self._members.get(event.sender_id)
         if recipient is None or not recipient.email_notifications or recipient.inmail_opt_out:
@@ -185,7 +192,7 @@ class DueIndex:
         if event.stage == event.previous_stage or event.since is None:
             return
         if event.stage == "warned":
-            due = assessed_at(event.since, True, policy(event.policy))
+            due = assessed_at(event.since, True, self._policy(event.policy))
             self._add(items.assessment(event.member_id, event.since, True, due))
         elif event.stage == "suspended" and event.until is not None:
             self._add(items.end_of_suspension(event.member_id, event.since, event.until))

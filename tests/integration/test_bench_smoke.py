@@ -199,6 +199,20 @@ def test_quick_replay_rebuilds_and_compares_with_the_raw_read(tmp_path: Path) ->
         assert re.search(rf"{setting}: rebuilding is \d+\.\d\dx the raw read rate", stdout)
 
 
+def test_quick_whatif_compares_both_policies_with_the_replay(tmp_path: Path) -> None:
+    report, _ = run_quick("bench.whatif", tmp_path)
+    events = int(re.search(r"Stream: ([\d,]+) events", report).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert events > 100
+    (follow,) = table_rows(report, "follow_batches alone")
+    (same,) = table_rows(report, "whatif, policy v1")
+    (other,) = table_rows(report, "whatif, Recruiter cap 3x")
+    (replay,) = table_rows(report, "replay: Projections")
+    for row in (follow, same, other, replay):
+        assert number(row[1]) > 0
+        assert ratio_of(row[3]) == pytest.approx(number(row[1]) / number(replay[1]), rel=0.02, abs=0.011)
+    assert "Peak memory of the benchmark process" in report
+
+
 def test_quick_growth_reports_sizes_big_member_and_memory(tmp_path: Path) -> None:
     report, stdout = run_quick("bench.growth", tmp_path)
     for section in settings_of(report).values():

@@ -12,6 +12,7 @@ Layout:
   The subject's last sequence is the aggregate's version.
 - ``inmail.members.<member_id>``: stream ``INMAIL_MEMBERS``, the service's own
   members stream: contact details (email) that no other stream carries.
+- KV bucket ``INMAIL_KEYS``: each member's data key, wrapped (``vault.keystore``).
 - ``inmail.notify.email.<recipient_id>``: stream ``INMAIL_NOTIFICATIONS``, one email
   alert per delivered InMail, for the mail service (the ``notifier`` role).
 """
@@ -31,6 +32,9 @@ MEMBERS_ROOT: Final = "inmail.members"
 NOTIFICATIONS_STREAM: Final = "INMAIL_NOTIFICATIONS"
 NOTIFICATIONS_ROOT: Final = "inmail.notify"
 EMAIL_NOTIFICATIONS_PREFIX: Final = f"{NOTIFICATIONS_ROOT}.email."
+
+KEYS_BUCKET: Final = "INMAIL_KEYS"
+"""KV bucket of the members' data keys, each wrapped by a key-encryption key kept outside NATS."""
 
 COMMAND_ROOT: Final = "inmail.cmd"
 QUERY_ROOT: Final = "inmail.query"

@@ -52,6 +52,49 @@ class QueryAnswers(Protocol):
     async def replay(self, request: Replay) -> Reply: ...
 
 
+class Reveal(Protocol):
+    """Opens the sealed personal fields of an answer (``vault.Revealer``)."""
+
+    async def builtins(self, value: Any) -> Any:
+        """A JSON value with every token opened, ``"[erased]"`` where the key is gone."""
+        ...
+
+
+class RevealingAnswers:
+    """The read side's answers with personal fields opened: read models hold them sealed
+    (section 11), so an erased member's fields read as ``"[erased]"`` from the moment their
+    key is destroyed, with no read model to scrub."""
+
+    def __init__(self, answers: QueryAnswers, reveal: Reveal) -> None:
+        self.answers = answers
+        self.reveal = reveal
+
+    async def health(self, query: Health) -> Reply:
+        return await self.answers.health(query)
+
+    async def inbox(self, query: Inbox) -> Reply:
+        reply = await self.answers.inbox(query)
+        if isinstance(reply, Failure):
+            return reply
+        data = await self.reveal.builtins(msgspec.to_builtins(reply.data))
+        return QueryOk(data=data, as_of_seq=reply.as_of_seq)
+
+    async def credit_balance(self, query: CreditBalance) -> Reply:
+        return await self.answers.credit_balance(query)
+
+    async def credit_ledger(self, query: CreditLedger) -> Reply:
+        return await self.answers.credit_ledger(query)
+
+    async def response_stats(self, query: ResponseStats) -> Reply:
+        return await self.answers.response_stats(query)
+
+    async def enforcement_status(self, query: EnforcementStatus) -> Reply:
+        return await self.answers.enforcement_status(query)
+
+    async def replay(self, request: Replay) -> Reply:
+        return await self.answers.replay(request)
+
+
 def build_query_broker(
     nats_url: str,
     answers: QueryAnswers,

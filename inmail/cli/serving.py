@@ -44,6 +44,8 @@ class ServeOptions:
     http_host: str
     log_format: LogFormat
     new_stream: bool = False
+    key_dir: Path | None = None
+    """The key-encryption key's folder; None: ``datakeys`` in the data folder."""
 
 
 async def serve(options: ServeOptions) -> int:
@@ -54,6 +56,7 @@ async def serve(options: ServeOptions) -> int:
     from inmail.http.server import HttpPortTaken, HttpServer, bind
     from inmail.observability.tracing import TracingConfigError, tracer_provider_from_env
     from inmail.stream_guard import StreamRefused
+    from vault import KeyStoreRefused
 
     try:
         tracer_provider = tracer_provider_from_env(one_line=options.log_format == "json")
@@ -124,13 +127,14 @@ async def serve(options: ServeOptions) -> int:
             projections=projections,
             new_stream=options.new_stream,
             tracer_provider=tracer_provider,
+            key_dir=options.key_dir or options.data_dir / "datakeys",
         )
         service = InMailService(settings)
         if surface is not None:
             surface.service = service
         try:
             await service.start()
-        except StreamRefused as exc:
+        except (StreamRefused, KeyStoreRefused) as exc:
             raise CliError(str(exc)) from exc
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

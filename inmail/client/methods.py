@@ -23,6 +23,7 @@ from contracts.commands import (
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
+    EraseMember,
     MarkInMailRead,
     Reason,
     RecordReply,
@@ -69,6 +70,7 @@ from inmail.client.results import (
     CreditLedgerResult,
     DeclineInMailResult,
     EnforcementStatusResult,
+    EraseMemberResult,
     HealthResult,
     InboxResult,
     MarkInMailReadResult,
@@ -106,6 +108,7 @@ class Methods(Core):
             CancelScheduledInMail: CancelScheduledInMailResult,
             CancelFollowUp: CancelFollowUpResult,
             RunDue: RunDueResult,
+            EraseMember: EraseMemberResult,
             Health: HealthResult,
             Inbox: InboxResult,
             CreditBalance: CreditBalanceResult,
@@ -349,6 +352,19 @@ class Methods(Core):
             RunDue, RunDueResult, until=until, command_id=command_id, occurred_at=occurred_at,
         )
 
+    async def erase_member(
+        self,
+        member_id: MemberId,
+        *,
+        command_id: CommandId | None = None,
+        occurred_at: Time | None = None,
+    ) -> EraseMemberResult:
+        """Forget a member (section 11): their data key is destroyed, so their display name, email"""
+        return await self._command(
+            EraseMember, EraseMemberResult, member_id=member_id, command_id=command_id,
+            occurred_at=occurred_at,
+        )
+
     async def health(
         self,
         *,
@@ -472,6 +488,7 @@ class SyncMethods(SyncCore[Methods]):
     cancel_scheduled_inmail = blocking(Methods.cancel_scheduled_inmail)
     cancel_follow_up = blocking(Methods.cancel_follow_up)
     run_due = blocking(Methods.run_due)
+    erase_member = blocking(Methods.erase_member)
     health = blocking(Methods.health)
     inbox = blocking(Methods.inbox)
     credit_balance = blocking(Methods.credit_balance)

@@ -122,6 +122,12 @@ class RunDueResult(RunDueData, frozen=True, kw_only=True):
     seq: int
 
 
+class EraseMemberResult(MemberData, frozen=True, kw_only=True):
+    """EraseMember's reply data, and ``seq``: the stream sequence of the last event recording it."""
+
+    seq: int
+
+
 class HealthResult(HealthData, frozen=True, kw_only=True):
     """Health's answer, and ``as_of_seq``: the position of the read model it came from."""
 
@@ -181,6 +187,7 @@ __all__ = [
     "CreditLedgerResult",
     "DeclineInMailResult",
     "EnforcementStatusResult",
+    "EraseMemberResult",
     "HealthResult",
     "InboxResult",
     "MarkInMailReadResult",

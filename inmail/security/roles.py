@@ -25,6 +25,9 @@ SCHEDULER_BUCKET = "INMAIL_SCHEDULER"
 IDENTITY_BUCKET = "INMAIL_IDENTITY"
 """The record of the events stream's identity (``inmail.stream_guard.BUCKET``)."""
 
+KEYS_BUCKET = subjects.KEYS_BUCKET
+"""The members' wrapped data keys (``vault.keystore``): the service's alone."""
+
 REPLY_WINDOW = (1, 60.0)
 """allow_responses: one reply per request received, within a minute."""
 
@@ -97,12 +100,14 @@ SERVICE = Role(
         f"{subjects.NOTIFICATIONS_ROOT}.>",
         f"$KV.{SCHEDULER_BUCKET}.>",
         f"$KV.{IDENTITY_BUCKET}.>",
+        f"$KV.{KEYS_BUCKET}.>",
         api("INFO"),
         *creates_stream(subjects.EVENTS_STREAM),
         *creates_stream(subjects.MEMBERS_STREAM),
         *creates_stream(subjects.NOTIFICATIONS_STREAM),
         *creates_stream(_kv_stream(SCHEDULER_BUCKET)),
         *creates_stream(_kv_stream(IDENTITY_BUCKET)),
+        *creates_stream(_kv_stream(KEYS_BUCKET)),
         *direct_gets(subjects.EVENTS_STREAM),
         *direct_gets(subjects.MEMBERS_STREAM),
         # The alerts already published, read back at start so none goes out twice.
@@ -111,6 +116,10 @@ SERVICE = Role(
         api("STREAM.MSG.GET", _kv_stream(SCHEDULER_BUCKET)),
         *direct_gets(_kv_stream(IDENTITY_BUCKET)),
         api("STREAM.MSG.GET", _kv_stream(IDENTITY_BUCKET)),
+        *direct_gets(_kv_stream(KEYS_BUCKET)),
+        api("STREAM.MSG.GET", _kv_stream(KEYS_BUCKET)),
+        # Listing the keys (a rotation) and following them (erasures by other processes).
+        *consumes(_kv_stream(KEYS_BUCKET)),
         *consumes(subjects.EVENTS_STREAM),
         # The dashboard reads through the same queries as every client (a commands-only
         # process asks the read processes); the start-up probes are among these subjects.

@@ -1,0 +1,345 @@
+"""Per-member data keys: wrapped in KV bucket ``INMAIL_KEYS``, unwrapped by a key kept in files.
+
+Why two levels. A KV entry that is deleted or overwritten keeps its bytes in the
+stream's block files until compaction, in the raft log of every replica, and in
+every backup taken before: destroying a data key stored in NATS cannot be made
+sure. So data keys (DEKs) are stored in the bucket only *wrapped* by a
+key-encryption key (KEK) that never enters NATS: it lives in a file of the key
+folder (``--key-dir``, 0700, files 0600). Erasing a member overwrites its entry
+with a tombstone, then *rotates* the KEK: a new KEK is made, every other member's
+DEK is wrapped again under it, and the old KEK file is overwritten and deleted.
+From then on no copy of the erased member's wrapped DEK (old block files,
+replicas, backups) can be unwrapped by anyone, because the only KEK that could is
+gone; the other members' entries in those old copies are unreadable too, but their
+current entries are wrapped under the new KEK.
+
+Several processes (``--role commands`` and ``--role read`` on one or several
+machines) share one bucket and one key folder (a shared volume). The bucket's
+``kek`` entry names the current KEK; a rotation takes it over by compare-and-set,
+so two rotations never interleave; a process meeting an entry wrapped under a KEK
+it no longer finds reads the entry again (it was re-wrapped meanwhile). Each
+process watches the bucket and forgets in memory the DEK of an erased member and
+every KEK but the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+from nats.aio.client import Client as NATS
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.kv import KeyValue
+
+from contracts import subjects
+from vault.cipher import CannotOpen, decrypt, encrypt, new_key
+
+log = logging.getLogger("inmail.keys")
+
+KEK_ENTRY = "kek"
+MEMBER_PREFIX = "m."
+
+
+class KeyStoreRefused(Exception):
+    """The key folder does not hold the key-encryption key the bucket's keys are wrapped with."""
+
+
+class MemberKeyErased(Exception):
+    """The member was erased: their key is gone and no new one is made."""
+
+    def __init__(self, member_id: str) -> None:
+        self.member_id = member_id
+        super().__init__(f"member {member_id} was erased")
+
+
+class _Current(msgspec.Struct, frozen=True):
+    kid: str
+
+
+class _Entry(msgspec.Struct, frozen=True, omit_defaults=True):
+    kid: str = ""
+    key: str = ""
+    erased: bool = False
+
+
+class KeyStore:
+    """Data keys per member, made on first use, destroyed on erasure; cached in memory."""
+
+    def __init__(self, nc: NATS, key_dir: Path, *, replicas: int = 1) -> None:
+        self.nc = nc
+        self.key_dir = key_dir
+        self.replicas = replicas
+        self._kv: KeyValue | None = None
+        self._keks: dict[str, bytes] = {}
+        self._deks: dict[str, bytes] = {}
+        self._erased: set[str] = set()
+        self._watch: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Make the bucket and the key folder when missing; refuse a folder without the current KEK."""
+        self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.key_dir, 0o700)
+        js = self.nc.jetstream()
+        try:
+            self._kv = await js.key_value(subjects.KEYS_BUCKET)
+        except BucketNotFoundError:
+            self._kv = await js.create_key_value(
+                bucket=subjects.KEYS_BUCKET, history=1, replicas=self.replicas
+            )
+        current = await self._current()
+        if current is None:
+            kid = self._newest_local() or self._write_kek(new_key())
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                # Another process made the first KEK at the same time: theirs stands.
+                await self.kv.create(KEK_ENTRY, msgspec.json.encode(_Current(kid)))
+            current = await self._current()
+            assert current is not None
+        if self._kek(current) is None:
+            raise KeyStoreRefused(
+                f"the data keys in bucket {subjects.KEYS_BUCKET} are wrapped by key-encryption key "
+                f"{current}, which {self.key_dir} does not hold: point --key-dir at the key folder "
+                "the other processes of this installation use"
+            )
+        self._watch = asyncio.create_task(self._follow(), name="key-store-watch")
+
+    async def close(self) -> None:
+        """Stop following the bucket and forget every key held in memory."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch
+            self._watch = None
+        self._keks.clear()
+        self._deks.clear()
+
+    @property
+    def kv(self) -> KeyValue:
+        if self._kv is None:
+            raise RuntimeError("the key store is not open")
+        return self._kv
+
+    async def data_key(self, member_id: str) -> bytes | None:
+        """The member's data key; None when erased (or never made: no token can name it)."""
+        dek = self._deks.get(member_id)
+        if dek is not None:
+            return dek
+        if member_id in self._erased:
+            return None
+        return await self._load(member_id)
+
+    async def data_key_for_writing(self, member_id: str) -> bytes:
+        """The member's data key, made now when they have none; ``MemberKeyErased`` once erased."""
+        dek = await self.data_key(member_id)
+        if dek is not None:
+            return dek
+        if member_id in self._erased:
+            raise MemberKeyErased(member_id)
+        dek = new_key()
+        current = await self._current_kid()
+        try:
+            await self.kv.create(_key(member_id), self._wrap(member_id, dek, current))
+        except KeyWrongLastSequenceError:
+            # Another process made it (or erased the member) first: theirs stands.
+            found = await self._load(member_id)
+            if found is None:
+                raise MemberKeyErased(member_id) from None
+            return found
+        # A rotation that listed the entries before this one existed would leave it wrapped
+        # under a KEK about to be destroyed: wrap it again under the current one.
+        now = await self._current_kid()
+        if now != current:
+            await self._rewrap_one(_key(member_id), now, known=dek)
+        self._deks[member_id] = dek
+        return dek
+
+    async def erase(self, member_id: str) -> None:
+        """Destroy the member's data key: a tombstone, then a new KEK for everyone else."""
+        await self.kv.put(_key(member_id), msgspec.json.encode(_Entry(erased=True)))
+        self._deks.pop(member_id, None)
+        self._erased.add(member_id)
+        await self.rotate()
+
+    async def rotate(self) -> None:
+        """A new KEK: take over the ``kek`` entry, wrap every live data key again, destroy the old KEK."""
+        while True:
+            entry = await self.kv.get(KEK_ENTRY)
+            kid = self._write_kek(new_key(), pending=True)
+            try:
+                await self.kv.update(KEK_ENTRY, msgspec.json.encode(_Current(kid)), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                _destroy(self._pending_path(kid))
+                continue
+            self._pending_path(kid).rename(self._path(kid))
+            break
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            keys = []
+        for key in keys:
+            if key.startswith(MEMBER_PREFIX):
+                await self._rewrap_one(key, kid)
+        current = await self._current_kid()
+        for path in self.key_dir.glob("kek-*"):
+            if path.name not in (f"kek-{kid}", f"kek-{current}") and not path.name.endswith(".pending"):
+                _destroy(path)
+        for old in [k for k in self._keks if k not in (kid, current)]:
+            del self._keks[old]
+
+    async def _rewrap_one(self, key: str, kid: str, *, known: bytes | None = None) -> None:
+        member_id = key[len(MEMBER_PREFIX) :]
+        for _ in range(20):
+            try:
+                found = await self.kv.get(key)
+            except KeyNotFoundError:
+                return
+            entry = msgspec.json.decode(found.value or b"{}", type=_Entry)
+            if entry.erased or entry.kid == kid:
+                return
+            dek = known or self._unwrap(member_id, entry)
+            if dek is None:
+                log.warning("the data key of %s is wrapped under a KEK already gone", member_id)
+                return
+            try:
+                await self.kv.update(key, self._wrap(member_id, dek, kid), last=found.revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue
+
+    async def _load(self, member_id: str) -> bytes | None:
+        for attempt in range(50):
+            try:
+                found = await self.kv.get(_key(member_id))
+            except KeyNotFoundError:
+                return None
+            entry = msgspec.json.decode(found.value or b"{}", type=_Entry)
+            if entry.erased:
+                self._erased.add(member_id)
+                self._deks.pop(member_id, None)
+                return None
+            dek = self._unwrap(member_id, entry)
+            if dek is not None:
+                self._deks[member_id] = dek
+                return dek
+            # Wrapped under a KEK being replaced: the rotation re-wraps it in a moment.
+            await asyncio.sleep(0.01 * (attempt + 1))
+        raise KeyStoreRefused(f"the data key of member {member_id} cannot be unwrapped with any KEK held")
+
+    def _wrap(self, member_id: str, dek: bytes, kid: str) -> bytes:
+        kek = self._kek(kid)
+        if kek is None:
+            raise KeyStoreRefused(f"key-encryption key {kid} is not in {self.key_dir}")
+        wrapped = encrypt(kek, dek, _wrap_context(member_id))
+        return msgspec.json.encode(_Entry(kid=kid, key=base64.b64encode(wrapped).decode()))
+
+    def _unwrap(self, member_id: str, entry: _Entry) -> bytes | None:
+        kek = self._kek(entry.kid)
+        if kek is None:
+            return None
+        try:
+            return decrypt(kek, base64.b64decode(entry.key), _wrap_context(member_id))
+        except CannotOpen:
+            return None
+
+    def _kek(self, kid: str) -> bytes | None:
+        kek = self._keks.get(kid)
+        if kek is None:
+            path = self._path(kid)
+            try:
+                kek = path.read_bytes()
+            except FileNotFoundError:
+                return None
+            self._keks[kid] = kek
+        return kek
+
+    async def _current(self) -> str | None:
+        try:
+            entry = await self.kv.get(KEK_ENTRY)
+        except KeyNotFoundError:
+            return None
+        return msgspec.json.decode(entry.value or b"{}", type=_Current).kid
+
+    async def _current_kid(self) -> str:
+        kid = await self._current()
+        if kid is None:
+            raise KeyStoreRefused(f"bucket {subjects.KEYS_BUCKET} names no key-encryption key")
+        return kid
+
+    def _newest_local(self) -> str | None:
+        found = sorted(
+            (p for p in self.key_dir.glob("kek-*") if not p.name.endswith(".pending")),
+            key=lambda p: p.stat().st_mtime,
+        )
+        return found[-1].name[len("kek-") :] if found else None
+
+    def _write_kek(self, kek: bytes, *, pending: bool = False) -> str:
+        kid = secrets.token_hex(8)
+        path = self._pending_path(kid) if pending else self._path(kid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(kek)
+            file.flush()
+            os.fsync(file.fileno())
+        self._keks[kid] = kek
+        return kid
+
+    def _path(self, kid: str) -> Path:
+        return self.key_dir / f"kek-{kid}"
+
+    def _pending_path(self, kid: str) -> Path:
+        return self.key_dir / f"kek-{kid}.pending"
+
+    async def _follow(self) -> None:
+        """Forget, in this process, what another process erased or rotated away."""
+        while True:
+            try:
+                watcher = await self.kv.watchall()
+                async for update in watcher:
+                    if update is None or update.key is None:
+                        continue
+                    if update.key == KEK_ENTRY and update.value:
+                        kid = msgspec.json.decode(update.value, type=_Current).kid
+                        for old in [k for k in self._keks if k != kid]:
+                            del self._keks[old]
+                    elif update.key.startswith(MEMBER_PREFIX) and update.value:
+                        entry = msgspec.json.decode(update.value, type=_Entry)
+                        if entry.erased:
+                            member_id = update.key[len(MEMBER_PREFIX) :]
+                            self._deks.pop(member_id, None)
+                            self._erased.add(member_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("following the key bucket: %r; again in a second", exc)
+                await asyncio.sleep(1.0)
+
+
+def _key(member_id: str) -> str:
+    return f"{MEMBER_PREFIX}{member_id}"
+
+
+def _wrap_context(member_id: str) -> bytes:
+    return f"inmail-dek:{member_id}".encode()
+
+
+def _destroy(path: Path) -> None:
+    """Overwrite a key file with random bytes, flush it to disk, then delete it."""
+    try:
+        size = path.stat().st_size
+        with path.open("r+b") as file:
+            file.write(os.urandom(max(size, 32)))
+            file.flush()
+            os.fsync(file.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        return
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -221,6 +221,7 @@ REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyTy
         queries.ResponseStats: queries.ResponseStatsData,
         queries.EnforcementStatus: queries.EnforcementStatusData,
         admin.Replay: admin.ReplayStarted,
+        admin.Reveal: admin.Revealed,
         admin.SkipEvent: SkippedData,
     }
 )

@@ -42,6 +42,7 @@ from services.executor import Clock, CommandExecutor, CommandSettings, system_cl
 from services.monthly_refresh import MonthlyRefresh, ensure_bucket
 from services.repository import MemberRepository
 from vault import KeyStore, Revealer, Sealer
+from vault.sealing import EVENT_PERSONAL_FIELDS
 
 log = logging.getLogger("inmail.service")
 
@@ -184,7 +185,9 @@ class InMailService:
             self.queries = QueryService(self.projections, events, dependencies=dependencies)
             self.broker = build_query_broker(
                 s.nats_url,
-                RevealingAnswers(self.queries, Revealer(keys)),
+                RevealingAnswers(
+                    self.queries, Revealer(keys), Revealer(keys, fields=EVENT_PERSONAL_FIELDS)
+                ),
                 creds=s.nats_creds,
                 max_in_flight=s.max_in_flight,
                 graceful_timeout=s.drain_timeout,

@@ -25,7 +25,7 @@ from faststream.nats.security import NatsCredentials
 from faststream.nats.subscriber import CoreSubscriber
 
 from contracts import replies
-from contracts.admin import Replay
+from contracts.admin import Replay, Reveal, Revealed
 from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
 from contracts.replies import Failure, QueryOk
 from contracts.validation import explain
@@ -50,13 +50,30 @@ class QueryAnswers(Protocol):
     async def response_stats(self, query: ResponseStats) -> Reply: ...
     async def enforcement_status(self, query: EnforcementStatus) -> Reply: ...
     async def replay(self, request: Replay) -> Reply: ...
+    async def reveal(self, request: Reveal) -> Reply: ...
 
 
-class Reveal(Protocol):
+class ReadSide(Protocol):
+    """The read models' answers (``projections.queries.QueryService``): all but ``reveal``."""
+
+    async def health(self, query: Health) -> Reply: ...
+    async def inbox(self, query: Inbox) -> Reply: ...
+    async def credit_balance(self, query: CreditBalance) -> Reply: ...
+    async def credit_ledger(self, query: CreditLedger) -> Reply: ...
+    async def response_stats(self, query: ResponseStats) -> Reply: ...
+    async def enforcement_status(self, query: EnforcementStatus) -> Reply: ...
+    async def replay(self, request: Replay) -> Reply: ...
+
+
+class Opener(Protocol):
     """Opens the sealed personal fields of an answer (``vault.Revealer``)."""
 
     async def builtins(self, value: Any) -> Any:
         """A JSON value with every token opened, ``"[erased]"`` where the key is gone."""
+        ...
+
+    async def text(self, value: str) -> str:
+        """One stored string, opened when it is a token."""
         ...
 
 
@@ -65,9 +82,11 @@ class RevealingAnswers:
     (section 11), so an erased member's fields read as ``"[erased]"`` from the moment their
     key is destroyed, with no read model to scrub."""
 
-    def __init__(self, answers: QueryAnswers, reveal: Reveal) -> None:
+    def __init__(self, answers: ReadSide, opener: Opener, operator_opener: Opener) -> None:
         self.answers = answers
-        self.reveal = reveal
+        self.opener = opener
+        self.operator_opener = operator_opener
+        """Opens what events hold (never an email: they hold none, and a token of one stays shut)."""
 
     async def health(self, query: Health) -> Reply:
         return await self.answers.health(query)
@@ -76,7 +95,7 @@ class RevealingAnswers:
         reply = await self.answers.inbox(query)
         if isinstance(reply, Failure):
             return reply
-        data = await self.reveal.builtins(msgspec.to_builtins(reply.data))
+        data = await self.opener.builtins(msgspec.to_builtins(reply.data))
         return QueryOk(data=data, as_of_seq=reply.as_of_seq)
 
     async def credit_balance(self, query: CreditBalance) -> Reply:
@@ -93,6 +112,10 @@ class RevealingAnswers:
 
     async def replay(self, request: Replay) -> Reply:
         return await self.answers.replay(request)
+
+    async def reveal(self, request: Reveal) -> Reply:
+        opened = [await self.operator_opener.text(value) for value in request.values]
+        return QueryOk(data=Revealed(opened), as_of_seq=0)
 
 
 def build_query_broker(
@@ -145,6 +168,10 @@ def query_router(answers: QueryAnswers, *, max_in_flight: int = 1024) -> NatsRou
     @subscriber(Replay)
     async def replay(request: Replay) -> Reply:
         return await answers.replay(request)
+
+    @subscriber(Reveal)
+    async def reveal(request: Reveal) -> Reply:
+        return await answers.reveal(request)
 
     @subscriber(Inbox)
     async def inbox(query: Inbox) -> Reply:

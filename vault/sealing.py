@@ -25,6 +25,10 @@ from vault.keystore import KeyStore
 
 E = TypeVar("E", bound=AnyEvent)
 
+EVENT_PERSONAL_FIELDS = frozenset({"display_name", "subject", "body", "reason"})
+"""What events may hold sealed: everything but the email, which only the members stream and the
+recipient's own alerts carry."""
+
 
 class Sealer:
     """Seals the personal fields of events, and destroys a member's key before their erasure is stored."""

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from contracts.admin import Replay, SkipEvent
+from contracts.admin import Replay, Reveal, SkipEvent
 from contracts.commands import (
     AcknowledgeInMail,
     AutomatedFollowUp,
@@ -79,6 +79,7 @@ from inmail.client.results import (
     RegisterMemberResult,
     ReplayResult,
     ResponseStatsResult,
+    RevealResult,
     RunDueResult,
     SendBulkInMailResult,
     SendInMailResult,
@@ -116,6 +117,7 @@ class Methods(Core):
             ResponseStats: ResponseStatsResult,
             EnforcementStatus: EnforcementStatusResult,
             Replay: ReplayResult,
+            Reveal: RevealResult,
             SkipEvent: SkipEventResult,
         }
     )
@@ -457,6 +459,15 @@ class Methods(Core):
             Replay, ReplayResult, names=names, from_seq=from_seq, new_stream=new_stream,
         )
 
+    async def reveal(
+        self,
+        values: Annotated[list[str], msgspec.Meta(max_length=1000)],
+    ) -> RevealResult:
+        """Open sealed personal fields (as ``inmail events`` prints them): each value's clear text,"""
+        return await self._query(
+            Reveal, RevealResult, values=values,
+        )
+
     async def skip_event(
         self,
         seq: Annotated[int, msgspec.Meta(ge=1)],
@@ -496,4 +507,5 @@ class SyncMethods(SyncCore[Methods]):
     response_stats = blocking(Methods.response_stats)
     enforcement_status = blocking(Methods.enforcement_status)
     replay = blocking(Methods.replay)
+    reveal = blocking(Methods.reveal)
     skip_event = blocking(Methods.skip_event)

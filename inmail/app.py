@@ -138,7 +138,8 @@ class InMailService:
         await events.open()
         self.keys = keys = KeyStore(nc, s.keys_folder(), replicas=s.replicas)
         try:
-            await keys.open()
+            info = await events.info_or_none()
+            await keys.open(next_seq=info.state.last_seq + 1 if info is not None else 1)
         except BaseException:
             await self.stop()
             raise
@@ -186,7 +187,10 @@ class InMailService:
             self.broker = build_query_broker(
                 s.nats_url,
                 RevealingAnswers(
-                    self.queries, Revealer(keys), Revealer(keys, fields=EVENT_PERSONAL_FIELDS)
+                    self.queries,
+                    Revealer(keys),
+                    Revealer(keys, fields=EVENT_PERSONAL_FIELDS),
+                    sealed_from=keys.sealed_from,
                 ),
                 creds=s.nats_creds,
                 max_in_flight=s.max_in_flight,

@@ -26,7 +26,15 @@ from faststream.nats.subscriber import CoreSubscriber
 
 from contracts import replies
 from contracts.admin import Replay, Reveal, Revealed
-from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
+from contracts.queries import (
+    CreditBalance,
+    CreditLedger,
+    EnforcementStatus,
+    Health,
+    HealthData,
+    Inbox,
+    ResponseStats,
+)
 from contracts.replies import Failure, QueryOk
 from contracts.validation import explain
 from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route, is_request
@@ -82,14 +90,22 @@ class RevealingAnswers:
     (section 11), so an erased member's fields read as ``"[erased]"`` from the moment their
     key is destroyed, with no read model to scrub."""
 
-    def __init__(self, answers: ReadSide, opener: Opener, operator_opener: Opener) -> None:
+    def __init__(
+        self, answers: ReadSide, opener: Opener, operator_opener: Opener, *, sealed_from: int = 1
+    ) -> None:
         self.answers = answers
+        self.sealed_from = sealed_from
+        """The first events sequence written with sealing; the ones before it are clear text."""
         self.opener = opener
         self.operator_opener = operator_opener
         """Opens what events hold (never an email: they hold none, and a token of one stays shut)."""
 
     async def health(self, query: Health) -> Reply:
-        return await self.answers.health(query)
+        reply = await self.answers.health(query)
+        if self.sealed_from <= 1 or not isinstance(reply, QueryOk) or not isinstance(reply.data, HealthData):
+            return reply
+        data = msgspec.structs.replace(reply.data, clear_text_until_seq=self.sealed_from - 1)
+        return QueryOk(data=data, as_of_seq=reply.as_of_seq)
 
     async def inbox(self, query: Inbox) -> Reply:
         reply = await self.answers.inbox(query)

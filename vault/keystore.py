@@ -43,6 +43,8 @@ from vault.cipher import CannotOpen, decrypt, encrypt, new_key
 log = logging.getLogger("inmail.keys")
 
 KEK_ENTRY = "kek"
+SEALED_FROM_ENTRY = "sealed-from"
+"""The first sequence of ``INMAIL_EVENTS`` written with sealing: events before it are clear text."""
 MEMBER_PREFIX = "m."
 
 
@@ -80,9 +82,15 @@ class KeyStore:
         self._deks: dict[str, bytes] = {}
         self._erased: set[str] = set()
         self._watch: asyncio.Task[None] | None = None
+        self.sealed_from = 1
+        """The first events sequence written with sealing (``open`` reads it)."""
 
-    async def open(self) -> None:
-        """Make the bucket and the key folder when missing; refuse a folder without the current KEK."""
+    async def open(self, next_seq: int = 1) -> None:
+        """Make the bucket and the key folder when missing; refuse a folder without the current KEK.
+
+        ``next_seq`` is the events stream's next sequence: the first time the bucket is made,
+        it records that every event before it was written before sealing existed.
+        """
         self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.key_dir, 0o700)
         js = self.nc.jetstream()
@@ -106,6 +114,9 @@ class KeyStore:
                 f"{current}, which {self.key_dir} does not hold: point --key-dir at the key folder "
                 "the other processes of this installation use"
             )
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.kv.create(SEALED_FROM_ENTRY, str(next_seq).encode())
+        self.sealed_from = int((await self.kv.get(SEALED_FROM_ENTRY)).value or b"1")
         self._watch = asyncio.create_task(self._follow(), name="key-store-watch")
 
     async def close(self) -> None:

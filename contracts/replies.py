@@ -222,6 +222,7 @@ REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyTy
         queries.EnforcementStatus: queries.EnforcementStatusData,
         admin.Replay: admin.ReplayStarted,
         admin.Reveal: admin.Revealed,
+        admin.OpenAlert: admin.Revealed,
         admin.SkipEvent: SkippedData,
     }
 )

@@ -5,7 +5,8 @@ Layout:
 - ``inmail.cmd.<Command>``: commands, core request/reply. Outside every stream,
   or a stream would answer the request with its PubAck.
 - ``inmail.query.<Query>``: queries, core request/reply.
-- ``inmail.admin.<Operation>``: operator requests (replay).
+- ``inmail.admin.<Operation>``: operator requests (replay, opening sealed fields of events).
+- ``inmail.alerts.<Operation>``: the mail service's requests (opening its alerts' sealed fields).
 - ``inmail.evt.member.<member_id>``: stream ``INMAIL_EVENTS``; one subject per
   member aggregate, holding the member's profile, connections, blocks, credits
   and every InMail the member sent with its whole life (read, replies, refunds).
@@ -39,6 +40,8 @@ KEYS_BUCKET: Final = "INMAIL_KEYS"
 COMMAND_ROOT: Final = "inmail.cmd"
 QUERY_ROOT: Final = "inmail.query"
 ADMIN_ROOT: Final = "inmail.admin"
+ALERTS_ROOT: Final = "inmail.alerts"
+"""The mail service's requests (opening the sealed fields of its alerts): its role's alone."""
 
 COMMAND_QUEUE: Final = "inmail-commands"
 QUERY_QUEUE: Final = "inmail-queries"
@@ -74,6 +77,11 @@ def command(name: str) -> str:
 def query(name: str) -> str:
     """The request subject of a query, e.g. ``inmail.query.Inbox``."""
     return f"{QUERY_ROOT}.{name}"
+
+
+def alerts(name: str) -> str:
+    """The request subject of a mail service's request, e.g. ``inmail.alerts.OpenAlert``."""
+    return f"{ALERTS_ROOT}.{name}"
 
 
 def admin(name: str) -> str:

@@ -25,7 +25,7 @@ from faststream.nats.security import NatsCredentials
 from faststream.nats.subscriber import CoreSubscriber
 
 from contracts import replies
-from contracts.admin import Replay, Reveal, Revealed
+from contracts.admin import OpenAlert, Replay, Reveal, Revealed
 from contracts.queries import (
     CreditBalance,
     CreditLedger,
@@ -37,13 +37,13 @@ from contracts.queries import (
 )
 from contracts.replies import Failure, QueryOk
 from contracts.validation import explain
-from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route, is_request
+from inmail.routes import ADMIN_ROUTES, ALERT_ROUTES, QUERY_ROUTES, Route, is_request
 
 log = logging.getLogger("inmail.queries")
 
 Reply = QueryOk | Failure
 
-_BY_REQUEST = {route.request: route for route in (*ADMIN_ROUTES, *QUERY_ROUTES)}
+_BY_REQUEST = {route.request: route for route in (*ADMIN_ROUTES, *ALERT_ROUTES, *QUERY_ROUTES)}
 LAST_SUBSCRIBED = _BY_REQUEST[Health].subject
 """Health is subscribed last: once it answers, the server knows every subscription before it."""
 
@@ -59,6 +59,7 @@ class QueryAnswers(Protocol):
     async def enforcement_status(self, query: EnforcementStatus) -> Reply: ...
     async def replay(self, request: Replay) -> Reply: ...
     async def reveal(self, request: Reveal) -> Reply: ...
+    async def open_alert(self, request: OpenAlert) -> Reply: ...
 
 
 class ReadSide(Protocol):
@@ -133,6 +134,10 @@ class RevealingAnswers:
         opened = [await self.operator_opener.text(value) for value in request.values]
         return QueryOk(data=Revealed(opened), as_of_seq=0)
 
+    async def open_alert(self, request: OpenAlert) -> Reply:
+        opened = [await self.opener.text(value) for value in request.values]
+        return QueryOk(data=Revealed(opened), as_of_seq=0)
+
 
 def build_query_broker(
     nats_url: str,
@@ -189,6 +194,10 @@ def query_router(answers: QueryAnswers, *, max_in_flight: int = 1024) -> NatsRou
     async def reveal(request: Reveal) -> Reply:
         return await answers.reveal(request)
 
+    @subscriber(OpenAlert)
+    async def open_alert(request: OpenAlert) -> Reply:
+        return await answers.open_alert(request)
+
     @subscriber(Inbox)
     async def inbox(query: Inbox) -> Reply:
         return await answers.inbox(query)
@@ -222,7 +231,7 @@ class MalformedRequest(Exception):
 
 def _decoder(route: Route) -> Callable[[NatsMessage], Awaitable[Any]]:
     decoder = msgspec.json.Decoder(route.request)
-    what = f"{route.name} {'request' if route in ADMIN_ROUTES else 'query'}"
+    what = f"{route.name} {'query' if route in QUERY_ROUTES else 'request'}"
 
     async def decode(message: NatsMessage) -> Any:
         try:

@@ -126,7 +126,13 @@ SERVICE = Role(
         f"{subjects.QUERY_ROOT}.>",
         *_STARTUP_PROBES,
     ),
-    subscribe=(f"{subjects.COMMAND_ROOT}.>", f"{subjects.QUERY_ROOT}.>", f"{subjects.ADMIN_ROOT}.>", INBOX),
+    subscribe=(
+        f"{subjects.COMMAND_ROOT}.>",
+        f"{subjects.QUERY_ROOT}.>",
+        f"{subjects.ADMIN_ROOT}.>",
+        f"{subjects.ALERTS_ROOT}.>",
+        INBOX,
+    ),
     answers_requests=True,
 )
 
@@ -160,8 +166,10 @@ OPERATOR = Role(
 
 NOTIFIER = Role(
     "notifier",
-    f"the mail service: its own consumers on {subjects.NOTIFICATIONS_STREAM}",
+    f"the mail service: its own consumers on {subjects.NOTIFICATIONS_STREAM}, opening its alerts",
     publish=(
+        # The alerts' email, sender name and subject are sealed (section 11): the service opens them.
+        f"{subjects.ALERTS_ROOT}.OpenAlert",
         *reads_stream_info(subjects.NOTIFICATIONS_STREAM),
         api("STREAM.NAMES"),
         *consumes(subjects.NOTIFICATIONS_STREAM),

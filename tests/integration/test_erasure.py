@@ -16,6 +16,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from contracts import subjects
 from contracts.events import InMailSent, MemberErased, decode_event
@@ -128,6 +130,25 @@ async def a_history(client: Client, zelda: Personal) -> tuple[str, str]:
     return alice, bob
 
 
+async def alerts_to(server: EmbeddedNatsServer, recipient: str) -> list[dict[str, Any]]:
+    """The email alerts for one recipient, as stored (read as admin)."""
+    async with client_for(server, "admin") as admin:
+        js = admin.nc.jetstream()
+        stored = await js.get_last_msg(subjects.NOTIFICATIONS_STREAM, subjects.email_notification(recipient))
+        assert stored.data is not None
+        return [msgspec.json.decode(stored.data)]
+
+
+async def opened_by_mail_service(server: EmbeddedNatsServer, values: list[str]) -> list[str]:
+    """What the mail service (``notifier.creds``) gets when it asks the service to open alert fields."""
+    async with client_for(server, "notifier") as notifier:
+        body = msgspec.json.encode({"values": values})
+        reply = await notifier.raw(subjects.alerts("OpenAlert"), body)
+    assert reply["ok"] is True, reply
+    opened: list[str] = reply["data"]["values"]
+    return opened
+
+
 async def notifications(server: EmbeddedNatsServer) -> int:
     async with client_for(server, "admin") as admin:
         info = await admin.nc.jetstream().stream_info(subjects.NOTIFICATIONS_STREAM)
@@ -152,6 +173,14 @@ async def test_an_erased_member_is_gone_from_every_file_while_every_number_stays
             (zelda.name, zelda.subject, zelda.body)
         ]
         assert zelda.reply in await printed_events(server, alice)
+        # Alerts are stored sealed; the mail service, and it alone, has the service open them.
+        [to_zelda] = await alerts_to(server, alice)
+        [to_bob] = await alerts_to(server, bob)
+        sealed = [to_zelda["email"], to_bob["sender_name"], to_bob["subject"]]
+        assert all(value.startswith("enc1:") for value in sealed), sealed
+        assert await opened_by_mail_service(server, sealed) == [zelda.email, zelda.name, zelda.subject]
+        with pytest.raises((NatsTimeoutError, NoRespondersError)):  # the client role may not ask
+            await client.raw(subjects.alerts("OpenAlert"), msgspec.json.encode({"values": sealed}), wait=1.0)
         before = await numbers(client, alice, bob)
         backup_before = tmp_path / "before.backup"
         as_backup = ("--nats", server.url, "--creds", str(server.creds("backup")))
@@ -170,6 +199,7 @@ async def test_an_erased_member_is_gone_from_every_file_while_every_number_stays
         assert shown == {(ERASED, "Role"), (ERASED, "Other")}
         assert await numbers(client, alice, bob) == before
         assert await differences(server.url, creds=operator) == []
+        assert await opened_by_mail_service(server, sealed) == [ERASED, ERASED, ERASED]
         printed = await printed_events(server, alice)
         assert ERASED in printed and not [text for text in zelda.texts() if text in printed]
         refused = await client.command(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from contracts import subjects
 from contracts.events import InMailSent, MemberErased, decode_event
 from contracts.personal import ERASED
+from contracts.types import month_of
 from inmail.app import InMailService
 from inmail.natsserver import EmbeddedNatsServer
 from inmail.ops.events import events
 from inmail.ops.replay import replay
 from inmail.ops.status import status
 from inmail.ops.verify import differences
+from services.monthly_refresh import MonthlyRefresh
 from tests.integration.service_env import (
     Client,
     client_for,
@@ -323,3 +326,23 @@ async def test_a_stream_written_before_encryption_is_reported_and_its_members_ca
         # New members are sealed and can be erased.
         fresh = await client.register()
         assert (await client.command("EraseMember", member_id=fresh))["ok"] is True
+
+
+async def test_the_monthly_refresh_passes_over_an_erased_member(
+    own_nats_server: EmbeddedNatsServer, tmp_path: Path
+) -> None:
+    server = own_nats_server
+    now = [datetime.now(UTC)]
+    settings = settings_for(server, tmp_path, trust_client_time=False, clock=lambda: now[0])
+    async with running_service(settings) as service, client_for(server) as client:
+        erased, kept = await client.register(), await client.register()
+        await client.ok("EraseMember", member_id=erased)
+        assert service.executor is not None and service.events is not None
+        now[0] += timedelta(days=40)
+        refresh = MonthlyRefresh(service.executor, service.events, clock=lambda: now[0])
+        # No failure (so the month is recorded as done), the erased member left as they were.
+        assert await refresh.refresh_month(month_of(now[0])) == 0
+        last = await _stream_seq(service)
+        balance = await answered(client, "CreditBalance", member_id=kept, min_seq=last)
+        erased_balance = await answered(client, "CreditBalance", member_id=erased, min_seq=last)
+        assert balance["granted"] > erased_balance["granted"]

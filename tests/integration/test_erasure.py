@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -346,3 +347,40 @@ async def test_the_monthly_refresh_passes_over_an_erased_member(
         balance = await answered(client, "CreditBalance", member_id=kept, min_seq=last)
         erased_balance = await answered(client, "CreditBalance", member_id=erased, min_seq=last)
         assert balance["granted"] > erased_balance["granted"]
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.mark.postgres
+async def test_postgresql_read_models_hold_personal_fields_only_as_ciphertext(
+    own_nats_server: EmbeddedNatsServer, tmp_path: Path
+) -> None:
+    # PostgreSQL keeps old row versions until vacuum (and in its WAL): nothing there may ever
+    # hold a personal field in the clear, so the rows hold the events' tokens.
+    server, zelda = own_nats_server, Personal.fresh()
+    schema = f"erasure_{uuid.uuid4().hex[:12]}"
+    settings = settings_for(server, tmp_path, store_url=f"{POSTGRES}?schema={schema}")
+    try:
+        async with running_service(settings) as service, client_for(server) as client:
+            _, bob = await a_history(client, zelda)
+            last = await _stream_seq(service)
+            received = await answered(client, "Inbox", member_id=bob, box="received", min_seq=last)
+            assert [item["subject"] for item in received["items"]] == [zelda.subject]
+        with psycopg.connect(POSTGRES) as conn:
+            columns = conn.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND data_type IN ('text', 'character varying', 'jsonb')",
+                (schema,),
+            ).fetchall()
+            stored = [
+                str(value)
+                for table, column in columns
+                for (value,) in conn.execute(f'SELECT "{column}"::text FROM "{schema}"."{table}"').fetchall()
+                if value is not None
+            ]
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    assert any(value.startswith("enc1:") for value in stored)
+    assert [value for value in stored for text in zelda.texts() if text in value] == []

@@ -47,6 +47,8 @@ KEK_ENTRY = "kek"
 SEALED_FROM_ENTRY = "sealed-from"
 """The first sequence of ``INMAIL_EVENTS`` written with sealing: events before it are clear text."""
 MEMBER_PREFIX = "m."
+REWRAP_IN_FLIGHT = 64
+"""Data keys wrapped again at once during a rotation (each is a read and a compare-and-set)."""
 
 
 class KeyStoreRefused(Exception):
@@ -200,9 +202,13 @@ class KeyStore:
             keys = await self.kv.keys()
         except NoKeysError:
             keys = []
-        for key in keys:
-            if key.startswith(MEMBER_PREFIX):
+        gate = asyncio.Semaphore(REWRAP_IN_FLIGHT)
+
+        async def rewrap(key: str) -> None:
+            async with gate:
                 await self._rewrap_one(key, kid)
+
+        await asyncio.gather(*(rewrap(key) for key in keys if key.startswith(MEMBER_PREFIX)))
         current = await self._current_kid()
         for path in self.key_dir.glob("kek-*"):
             if path.name not in (f"kek-{kid}", f"kek-{current}") and not path.name.endswith(".pending"):

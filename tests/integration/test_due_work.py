@@ -227,10 +227,10 @@ async def test_follow_ups_go_out_when_unanswered_and_are_cancelled_when_answered
     called_off = await send(client, rec, dan, T0, automated_follow_up=follow_up)
     await client.ok("DeclineInMail", inmail_id=answered["data"]["inmail_id"], member_id=carol,
                     occurred_at=at(T0 + DAY))
-    cancelled = await client.ok("CancelFollowUp", inmail_id=called_off["data"]["inmail_id"], member_id=rec,
-                                occurred_at=at(T0 + DAY))
+    call_off = await client.ok("CancelFollowUp", inmail_id=called_off["data"]["inmail_id"], member_id=rec,
+                               occurred_at=at(T0 + DAY))
     # Read after the cancellation: the read model may not have applied it at the send's seq.
-    planned = await inbox(client, rec, "scheduled", cancelled["seq"], status="scheduled")
+    planned = await inbox(client, rec, "scheduled", call_off["seq"], status="scheduled")
     assert len(planned) == 2 and {item["follow_up_of"] for item in planned} == {
         unanswered["data"]["inmail_id"], answered["data"]["inmail_id"]
     }

@@ -5,18 +5,21 @@ stream's block files until compaction, in the raft log of every replica, and in
 every backup taken before: destroying a data key stored in NATS cannot be made
 sure. So data keys (DEKs) are stored in the bucket only *wrapped* by a
 key-encryption key (KEK) that never enters NATS: it lives in a file of the key
-folder (``--key-dir``, 0700, files 0600). Erasing a member overwrites its entry
-with a tombstone, then *rotates* the KEK: a new KEK is made, every other member's
-DEK is wrapped again under it, and the old KEK file is overwritten and deleted.
-From then on no copy of the erased member's wrapped DEK (old block files,
+folder (``--key-dir``, 0700, files 0600). Members fall into ``SHARDS`` shards (a
+hash of the id), each with a KEK of its own. Erasing a member overwrites its entry
+with a tombstone, then *rotates* its shard's KEK: a new KEK is made, every other
+DEK of the shard is wrapped again under it, and the old KEK file is overwritten and
+deleted. From then on no copy of the erased member's wrapped DEK (old block files,
 replicas, backups) can be unwrapped by anyone, because the only KEK that could is
-gone; the other members' entries in those old copies are unreadable too, but their
-current entries are wrapped under the new KEK.
+gone; the shard's other entries in those old copies are unreadable too, but their
+current entries are wrapped under the new KEK. Sharding keeps an erasure's work to
+its shard: about one member in ``SHARDS``.
 
 Several processes (``--role commands`` and ``--role read`` on one or several
 machines) share one bucket and one key folder (a shared volume). The bucket's
 ``kek`` entry names the current KEK; a rotation takes it over by compare-and-set,
-so two rotations never interleave; a process meeting an entry wrapped under a KEK
+so two rotations of a shard never interleave, and every re-wrap goes to the
+KEK the entry names at that moment; a process meeting an entry wrapped under a KEK
 it no longer finds reads the entry again (it was re-wrapped meanwhile). Each
 process watches the bucket and forgets in memory the DEK of an erased member and
 every KEK but the current one.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -35,7 +39,7 @@ from typing import Any
 
 import msgspec
 from nats.aio.client import Client as NATS
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts import subjects
@@ -43,10 +47,12 @@ from vault.cipher import CannotOpen, decrypt, encrypt, new_key
 
 log = logging.getLogger("inmail.keys")
 
-KEK_ENTRY = "kek"
+KEK_PREFIX = "kek."
 SEALED_FROM_ENTRY = "sealed-from"
 """The first sequence of ``INMAIL_EVENTS`` written with sealing: events before it are clear text."""
 MEMBER_PREFIX = "m."
+SHARDS = 64
+"""Members per KEK: one in SHARDS. An erasure re-wraps the data keys of its shard only."""
 REWRAP_IN_FLIGHT = 64
 """Data keys wrapped again at once during a rotation (each is a read and a compare-and-set)."""
 
@@ -104,20 +110,22 @@ class KeyStore:
             self._kv = await js.create_key_value(
                 bucket=subjects.KEYS_BUCKET, history=1, replicas=self.replicas
             )
-        current = await self._current()
-        if current is None:
-            kid = self._newest_local() or self._write_kek(new_key())
-            with contextlib.suppress(KeyWrongLastSequenceError):
-                # Another process made the first KEK at the same time: theirs stands.
-                await self.kv.create(KEK_ENTRY, msgspec.json.encode(_Current(kid)))
-            current = await self._current()
-            assert current is not None
-        if self._kek(current) is None:
-            raise KeyStoreRefused(
-                f"the data keys in bucket {subjects.KEYS_BUCKET} are wrapped by key-encryption key "
-                f"{current}, which {self.key_dir} does not hold: point --key-dir at the key folder "
-                "the other processes of this installation use"
-            )
+        for shard in range(SHARDS):
+            current = await self._current(shard)
+            if current is None:
+                kid = self._write_kek(new_key())
+                try:
+                    await self.kv.create(kek_entry(shard), msgspec.json.encode(_Current(kid)))
+                except KeyWrongLastSequenceError:
+                    # Another process made the shard's first KEK at the same time: theirs stands.
+                    _destroy(self._path(kid))
+                current = await self._current_kid(shard)
+            if self._kek(current) is None:
+                raise KeyStoreRefused(
+                    f"the data keys in bucket {subjects.KEYS_BUCKET} are wrapped by key-encryption key "
+                    f"{current}, which {self.key_dir} does not hold: point --key-dir at the key folder "
+                    "the other processes of this installation use"
+                )
         with contextlib.suppress(KeyWrongLastSequenceError):
             await self.kv.create(SEALED_FROM_ENTRY, str(next_seq).encode())
         self.sealed_from = int((await self.kv.get(SEALED_FROM_ENTRY)).value or b"1")
@@ -162,9 +170,10 @@ class KeyStore:
         if member_id in self._erased:
             raise MemberKeyErased(member_id)
         dek = new_key()
-        current = await self._current_kid()
+        shard = shard_of(member_id)
+        current = await self._current_kid(shard)
         try:
-            await self.kv.create(_key(member_id), self._wrap(member_id, dek, current))
+            await self.kv.create(entry_key(member_id), self._wrap(member_id, dek, current))
         except KeyWrongLastSequenceError:
             # Another process made it (or erased the member) first: theirs stands.
             found = await self._load(member_id)
@@ -173,57 +182,66 @@ class KeyStore:
             return found
         # A rotation that listed the entries before this one existed would leave it wrapped
         # under a KEK about to be destroyed: wrap it again under the current one.
-        now = await self._current_kid()
-        if now != current:
-            await self._rewrap_one(_key(member_id), now, known=dek)
+        if await self._current_kid(shard) != current:
+            await self._rewrap_one(member_id, known=dek)
         self._deks[member_id] = dek
         return dek
 
     async def erase(self, member_id: str) -> None:
-        """Destroy the member's data key: a tombstone, then a new KEK for everyone else."""
-        await self.kv.put(_key(member_id), msgspec.json.encode(_Entry(erased=True)))
+        """Destroy the member's data key: a tombstone, then a new KEK for the rest of their shard."""
+        await self.kv.put(entry_key(member_id), msgspec.json.encode(_Entry(erased=True)))
         self._deks.pop(member_id, None)
         self._erased.add(member_id)
-        await self.rotate()
+        await self.rotate(shard_of(member_id))
 
-    async def rotate(self) -> None:
-        """A new KEK: take over the ``kek`` entry, wrap every live data key again, destroy the old KEK."""
+    async def rotate(self, shard: int) -> None:
+        """A new KEK for a shard: take over its entry, wrap its live data keys again, destroy the old KEK."""
         while True:
-            entry = await self.kv.get(KEK_ENTRY)
+            entry = await self.kv.get(kek_entry(shard))
+            old = msgspec.json.decode(entry.value or b"{}", type=_Current).kid
             kid = self._write_kek(new_key(), pending=True)
             try:
-                await self.kv.update(KEK_ENTRY, msgspec.json.encode(_Current(kid)), last=entry.revision)
+                taken = msgspec.json.encode(_Current(kid))
+                await self.kv.update(kek_entry(shard), taken, last=entry.revision)
             except KeyWrongLastSequenceError:
                 _destroy(self._pending_path(kid))
                 continue
             self._pending_path(kid).rename(self._path(kid))
             break
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            keys = []
         gate = asyncio.Semaphore(REWRAP_IN_FLIGHT)
 
-        async def rewrap(key: str) -> None:
+        async def rewrap(member_id: str) -> None:
             async with gate:
-                await self._rewrap_one(key, kid)
+                await self._rewrap_one(member_id)
 
-        await asyncio.gather(*(rewrap(key) for key in keys if key.startswith(MEMBER_PREFIX)))
-        current = await self._current_kid()
-        for path in self.key_dir.glob("kek-*"):
-            if path.name not in (f"kek-{kid}", f"kek-{current}") and not path.name.endswith(".pending"):
-                _destroy(path)
-        for old in [k for k in self._keks if k not in (kid, current)]:
-            del self._keks[old]
+        await asyncio.gather(*(rewrap(member_id) for member_id in await self._members_of(shard)))
+        _destroy(self._path(old))
+        self._keks.pop(old, None)
 
-    async def _rewrap_one(self, key: str, kid: str, *, known: bytes | None = None) -> None:
-        member_id = key[len(MEMBER_PREFIX) :]
+    async def _members_of(self, shard: int) -> list[str]:
+        """The members whose data keys (or tombstones) are in a shard, read by the server's filter."""
+        watcher: Any = await self.kv.watch(f"{MEMBER_PREFIX}{shard}.*", meta_only=True, ignore_deletes=True)
+        found: list[str] = []
+        try:
+            async for update in watcher:
+                if update is None:
+                    break
+                found.append(_member_of(update.key))
+        finally:
+            await watcher.stop()
+        return found
+
+    async def _rewrap_one(self, member_id: str, *, known: bytes | None = None) -> None:
+        """Wrap a data key under its shard's KEK as the bucket names it now (never an older one,
+        which a later rotation may already have destroyed)."""
+        key = entry_key(member_id)
         for _ in range(20):
             try:
                 found = await self.kv.get(key)
             except KeyNotFoundError:
                 return
             entry = msgspec.json.decode(found.value or b"{}", type=_Entry)
+            kid = await self._current_kid(shard_of(member_id))
             if entry.erased or entry.kid == kid:
                 return
             dek = known or self._unwrap(member_id, entry)
@@ -239,7 +257,7 @@ class KeyStore:
     async def _load(self, member_id: str) -> bytes | None:
         for attempt in range(50):
             try:
-                found = await self.kv.get(_key(member_id))
+                found = await self.kv.get(entry_key(member_id))
             except KeyNotFoundError:
                 return None
             entry = msgspec.json.decode(found.value or b"{}", type=_Entry)
@@ -282,25 +300,18 @@ class KeyStore:
             self._keks[kid] = kek
         return kek
 
-    async def _current(self) -> str | None:
+    async def _current(self, shard: int) -> str | None:
         try:
-            entry = await self.kv.get(KEK_ENTRY)
+            entry = await self.kv.get(kek_entry(shard))
         except KeyNotFoundError:
             return None
         return msgspec.json.decode(entry.value or b"{}", type=_Current).kid
 
-    async def _current_kid(self) -> str:
-        kid = await self._current()
+    async def _current_kid(self, shard: int) -> str:
+        kid = await self._current(shard)
         if kid is None:
-            raise KeyStoreRefused(f"bucket {subjects.KEYS_BUCKET} names no key-encryption key")
+            raise KeyStoreRefused(f"bucket {subjects.KEYS_BUCKET} names no KEK for shard {shard}")
         return kid
-
-    def _newest_local(self) -> str | None:
-        found = sorted(
-            (p for p in self.key_dir.glob("kek-*") if not p.name.endswith(".pending")),
-            key=lambda p: p.stat().st_mtime,
-        )
-        return found[-1].name[len("kek-") :] if found else None
 
     def _write_kek(self, kek: bytes, *, pending: bool = False) -> str:
         kid = secrets.token_hex(8)
@@ -321,20 +332,24 @@ class KeyStore:
 
     async def _follow(self) -> None:
         """Forget, in this process, what another process erased or rotated away."""
+        currents: dict[int, str] = {}
         while True:
             try:
                 self._watcher = watcher = await self.kv.watchall()
                 async for update in watcher:
                     if update is None or update.key is None:
                         continue
-                    if update.key == KEK_ENTRY and update.value:
+                    if update.key.startswith(KEK_PREFIX) and update.value:
+                        shard = int(update.key[len(KEK_PREFIX) :])
                         kid = msgspec.json.decode(update.value, type=_Current).kid
-                        for old in [k for k in self._keks if k != kid]:
-                            del self._keks[old]
+                        old = currents.get(shard)
+                        if old is not None and old != kid:
+                            self._keks.pop(old, None)
+                        currents[shard] = kid
                     elif update.key.startswith(MEMBER_PREFIX) and update.value:
                         entry = msgspec.json.decode(update.value, type=_Entry)
                         if entry.erased:
-                            member_id = update.key[len(MEMBER_PREFIX) :]
+                            member_id = _member_of(update.key)
                             self._deks.pop(member_id, None)
                             self._erased.add(member_id)
             except asyncio.CancelledError:
@@ -344,8 +359,23 @@ class KeyStore:
                 await asyncio.sleep(1.0)
 
 
-def _key(member_id: str) -> str:
-    return f"{MEMBER_PREFIX}{member_id}"
+def shard_of(member_id: str) -> int:
+    """The shard of a member: which KEK wraps their data key."""
+    return int.from_bytes(hashlib.blake2b(member_id.encode(), digest_size=4).digest(), "big") % SHARDS
+
+
+def entry_key(member_id: str) -> str:
+    """The bucket key of a member's data key: ``m.<shard>.<member_id>``."""
+    return f"{MEMBER_PREFIX}{shard_of(member_id)}.{member_id}"
+
+
+def _member_of(key: str) -> str:
+    return key.split(".", 2)[2]
+
+
+def kek_entry(shard: int) -> str:
+    """The bucket key naming a shard's current KEK."""
+    return f"{KEK_PREFIX}{shard}"
 
 
 def _wrap_context(member_id: str) -> bytes:

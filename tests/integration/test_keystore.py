@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from contracts import subjects
@@ -13,6 +14,7 @@ from inmail.natsserver import EmbeddedNatsServer
 from tests.integration.service_env import client_for, new_id
 from vault import KeyStore, KeyStoreRefused, MemberKeyErased, Revealer, Sealer
 from vault.cipher import open_token
+from vault.keystore import SHARDS, entry_key, kek_entry, shard_of
 
 
 def kek_files(folder: Path) -> list[Path]:
@@ -31,21 +33,32 @@ async def test_erasure_destroys_the_kek_that_wrapped_the_members_key_and_keeps_t
             zelda, bob = new_id("zelda"), new_id("bob")
             secret = await sealer.seal_text(zelda, "subject", "Zelda's secret")
             kept = await sealer.seal_text(bob, "subject", "Bob's note")
-            [old_kek] = kek_files(folder)
-            old_bytes = old_kek.read_bytes()
+            # A neighbour in Zelda's shard: its key is wrapped again under the shard's new KEK.
+            candidates = (new_id("n") for _ in range(10_000))
+            neighbour = next(m for m in candidates if shard_of(m) == shard_of(zelda))
+            near = await sealer.seal_text(neighbour, "body", "Next door")
             kv = await client.nc.jetstream().key_value(subjects.KEYS_BUCKET)
-            wrapped_before = (await kv.get(f"m.{zelda}")).value
+            old_kid = msgspec.json.decode((await kv.get(kek_entry(shard_of(zelda)))).value or b"")["kid"]
+            old_kek = folder / f"kek-{old_kid}"
+            old_bytes = old_kek.read_bytes()
+            before = kek_files(folder)
+            assert len(before) == SHARDS
+            wrapped_before = (await kv.get(entry_key(zelda))).value
 
             await keys.erase(zelda)
 
-            [new_kek] = kek_files(folder)
-            assert new_kek != old_kek and not old_kek.exists()
-            assert new_kek.read_bytes() != old_bytes
+            new_kid = msgspec.json.decode((await kv.get(kek_entry(shard_of(zelda)))).value or b"")["kid"]
+            new_kek = folder / f"kek-{new_kid}"
+            after = kek_files(folder)
+            assert set(before) - set(after) == {old_kek} and set(after) - set(before) == {new_kek}
+            assert not old_kek.exists() and new_kek.read_bytes() != old_bytes
             assert new_kek.stat().st_mode & 0o777 == 0o600 and folder.stat().st_mode & 0o777 == 0o700
-            assert (await kv.get(f"m.{zelda}")).value != wrapped_before
+            assert (await kv.get(entry_key(zelda))).value != wrapped_before
+            assert msgspec.json.decode((await kv.get(entry_key(neighbour))).value or b"")["kid"] == new_kid
             revealer = Revealer(keys)
             assert await revealer.text(secret) == "[erased]"
             assert await revealer.text(kept) == "Bob's note"
+            assert await revealer.text(near) == "Next door"
             with pytest.raises(MemberKeyErased):
                 await sealer.seal_text(zelda, "subject", "again")
         finally:
@@ -58,6 +71,8 @@ async def test_erasure_destroys_the_kek_that_wrapped_the_members_key_and_keeps_t
         try:
             bob_key = await again.data_key(bob)
             assert bob_key is not None and open_token(bob_key, kept) == "Bob's note"
+            neighbour_key = await again.data_key(neighbour)
+            assert neighbour_key is not None and open_token(neighbour_key, near) == "Next door"
             gone = await again.data_key(zelda)
             assert gone is None
         finally:

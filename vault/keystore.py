@@ -32,8 +32,6 @@ import base64
 import contextlib
 import hashlib
 import logging
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from nats.js.kv import KeyValue
 
 from contracts import subjects
 from vault.cipher import CannotOpen, decrypt, encrypt, new_key
+from vault.kekfiles import KekFolder
 
 log = logging.getLogger("inmail.keys")
 
@@ -85,6 +84,7 @@ class KeyStore:
     def __init__(self, nc: NATS, key_dir: Path, *, replicas: int = 1) -> None:
         self.nc = nc
         self.key_dir = key_dir
+        self.files = KekFolder(key_dir)
         self.replicas = replicas
         self._kv: KeyValue | None = None
         self._keks: dict[str, bytes] = {}
@@ -101,8 +101,7 @@ class KeyStore:
         ``next_seq`` is the events stream's next sequence: the first time the bucket is made,
         it records that every event before it was written before sealing existed.
         """
-        self.key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.key_dir, 0o700)
+        self.files.prepare()
         js = self.nc.jetstream()
         try:
             self._kv = await js.key_value(subjects.KEYS_BUCKET)
@@ -118,7 +117,8 @@ class KeyStore:
                     await self.kv.create(kek_entry(shard), msgspec.json.encode(_Current(kid)))
                 except KeyWrongLastSequenceError:
                     # Another process made the shard's first KEK at the same time: theirs stands.
-                    _destroy(self._path(kid))
+                    self.files.destroy(kid)
+                    self._keks.pop(kid, None)
                 current = await self._current_kid(shard)
             if self._kek(current) is None:
                 raise KeyStoreRefused(
@@ -204,9 +204,9 @@ class KeyStore:
                 taken = msgspec.json.encode(_Current(kid))
                 await self.kv.update(kek_entry(shard), taken, last=entry.revision)
             except KeyWrongLastSequenceError:
-                _destroy(self._pending_path(kid))
+                self.files.destroy(kid, pending=True)
                 continue
-            self._pending_path(kid).rename(self._path(kid))
+            self.files.commit(kid)
             break
         gate = asyncio.Semaphore(REWRAP_IN_FLIGHT)
 
@@ -215,7 +215,7 @@ class KeyStore:
                 await self._rewrap_one(member_id)
 
         await asyncio.gather(*(rewrap(member_id) for member_id in await self._members_of(shard)))
-        _destroy(self._path(old))
+        self.files.destroy(old)
         self._keks.pop(old, None)
 
     async def _members_of(self, shard: int) -> list[str]:
@@ -292,12 +292,9 @@ class KeyStore:
     def _kek(self, kid: str) -> bytes | None:
         kek = self._keks.get(kid)
         if kek is None:
-            path = self._path(kid)
-            try:
-                kek = path.read_bytes()
-            except FileNotFoundError:
-                return None
-            self._keks[kid] = kek
+            kek = self.files.read(kid)
+            if kek is not None:
+                self._keks[kid] = kek
         return kek
 
     async def _current(self, shard: int) -> str | None:
@@ -314,21 +311,9 @@ class KeyStore:
         return kid
 
     def _write_kek(self, kek: bytes, *, pending: bool = False) -> str:
-        kid = secrets.token_hex(8)
-        path = self._pending_path(kid) if pending else self._path(kid)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(kek)
-            file.flush()
-            os.fsync(file.fileno())
+        kid = self.files.write(kek, pending=pending)
         self._keks[kid] = kek
         return kid
-
-    def _path(self, kid: str) -> Path:
-        return self.key_dir / f"kek-{kid}"
-
-    def _pending_path(self, kid: str) -> Path:
-        return self.key_dir / f"kek-{kid}.pending"
 
     async def _follow(self) -> None:
         """Forget, in this process, what another process erased or rotated away."""
@@ -380,21 +365,3 @@ def kek_entry(shard: int) -> str:
 
 def _wrap_context(member_id: str) -> bytes:
     return f"inmail-dek:{member_id}".encode()
-
-
-def _destroy(path: Path) -> None:
-    """Overwrite a key file with random bytes, flush it to disk, then delete it."""
-    try:
-        size = path.stat().st_size
-        with path.open("r+b") as file:
-            file.write(os.urandom(max(size, 32)))
-            file.flush()
-            os.fsync(file.fileno())
-        path.unlink()
-    except FileNotFoundError:
-        return
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -35,7 +35,32 @@ class SkipEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Who decided it, for the record."""
 
 
-READ_OPERATIONS: tuple[type[msgspec.Struct], ...] = (Replay,)
+class Reveal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Open sealed personal fields (as ``inmail events`` prints them): each value's clear text,
+    ``"[erased]"`` where its member's key was destroyed; emails are never opened here."""
+
+    values: Annotated[list[str], msgspec.Meta(max_length=1000)]
+    """Stored strings: tokens (``enc1:…``) are opened, anything else comes back as it is."""
+
+
+class Revealed(msgspec.Struct, frozen=True):
+    """The values of a ``Reveal``, in its order, opened."""
+
+    values: list[str]
+
+
+class OpenAlert(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Open the sealed fields of email alerts (``email``, ``sender_name``, ``subject``) for the mail
+    service (the ``notifier`` role, alone allowed): ``"[erased]"`` where a member was erased."""
+
+    values: Annotated[list[str], msgspec.Meta(max_length=1000)]
+    """Fields of alerts as stored: tokens (``enc1:…``) are opened, anything else comes back as it is."""
+
+
+ALERT_OPERATIONS: tuple[type[msgspec.Struct], ...] = (OpenAlert,)
+"""Requests of the mail service, on ``inmail.alerts.<Operation>``: no other role may send them."""
+
+READ_OPERATIONS: tuple[type[msgspec.Struct], ...] = (Replay, Reveal)
 """Answered by every read-side instance (each rebuilds its own read models)."""
 
 WRITE_OPERATIONS: tuple[type[msgspec.Struct], ...] = (SkipEvent,)

@@ -204,6 +204,13 @@ class CancelFollowUp(Command, tag=True, frozen=True):
     member_id: MemberId
 
 
+class EraseMember(Command, tag=True, frozen=True):
+    """Forget a member (section 11): their data key is destroyed, so their display name, email
+    and the texts they wrote read as "[erased]" everywhere; numbers stay as they are."""
+
+    member_id: MemberId
+
+
 class RunDue(Command, tag=True, frozen=True):
     """Trusted client time only: perform, in due order, every due work item due at or before ``until``."""
 
@@ -246,7 +253,7 @@ class EndBulkSuspension(Command, tag=True, frozen=True):
     since: Time
 
 
-MemberCommand = RegisterMember | ChangeTier | UpdatePreferences | ConnectMembers | BlockMember
+MemberCommand = RegisterMember | ChangeTier | UpdatePreferences | ConnectMembers | BlockMember | EraseMember
 CreditCommand = RefreshCredits
 SendCommand = SendInMail | SendBulkInMail
 InMailCommand = (
@@ -273,6 +280,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CancelScheduledInMail,
     CancelFollowUp,
     RunDue,
+    EraseMember,
 )
 """Every command of the contract; its class name is its subject token."""
 

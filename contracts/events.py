@@ -264,6 +264,16 @@ class EventSkipped(Event, tag=True, frozen=True):
     operator: str
 
 
+class MemberErased(Event, tag=True, frozen=True):
+    """The member was forgotten (section 11): their data key was destroyed before this was recorded.
+
+    Their personal fields, sealed with that key in every event before this one, read as
+    ``"[erased]"`` from now on; their credits, counts and statistics stay as they were.
+    """
+
+    member_id: MemberId
+
+
 AnyEvent = (
     MemberRegistered
     | TierChanged
@@ -284,6 +294,7 @@ AnyEvent = (
     | FollowUpCancelled
     | ResponseRateAssessed
     | BulkSuspensionEnded
+    | MemberErased
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -306,6 +317,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     FollowUpCancelled,
     ResponseRateAssessed,
     BulkSuspensionEnded,
+    MemberErased,
 )
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -4,6 +4,11 @@ One alert per InMail delivered to a recipient who wants them (``email_notificati
 on, not opted out of InMail), on ``inmail.notify.email.<recipient_id>``, with header
 ``Nats-Msg-Id`` = ``notification_id``. The only stream besides the members stream
 that carries an email: the recipient's own, for the mail service to write to.
+
+``email``, ``sender_name`` and ``subject`` are stored sealed (section 11: tokens
+``enc1:…`` of the recipient's and the sender's keys); the mail service has the service
+open them with ``inmail.alerts.OpenAlert`` (``contracts.admin.OpenAlert``), and gets
+``"[erased]"`` once their member was erased.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ class EmailNotification(msgspec.Struct, frozen=True, kw_only=True):
     inmail_id: InMailId
     recipient_id: MemberId
     email: str
+    """Sealed with the recipient's key."""
     sender_name: str
+    """Sealed with the sender's key."""
     subject: str
+    """Sealed with the sender's key."""
     sent_at: datetime
 
 

@@ -139,6 +139,10 @@ class HealthData(msgspec.Struct, frozen=True):
     (the stream unreachable, or behind the projection)."""
     quarantined: list[QuarantinedEvent] = []
     """Events not skipped yet by an operator (``inmail quarantine resolve SEQ --skip``), oldest first."""
+    clear_text_until_seq: int | None = None
+    """When ``INMAIL_EVENTS`` was written before encryption existed: the last sequence that may hold
+    personal data in the clear (names, texts; section 11). Those events are never rewritten, and
+    erasing a member registered there is refused (``PERSONAL_DATA_IN_CLEAR``). None: none."""
 
 
 class InboxItem(msgspec.Struct, frozen=True):

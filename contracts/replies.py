@@ -35,6 +35,8 @@ ErrorCode = Literal[
     "ALREADY_SENT",
     "BULK_SUSPENDED",
     "IDEMPOTENCY_CONFLICT",
+    "MEMBER_ERASED",
+    "PERSONAL_DATA_IN_CLEAR",
     "UNAVAILABLE",
 ]
 """The contract's codes, plus INVALID_QUERY (a malformed query; the contract lists codes
@@ -74,6 +76,11 @@ ERROR_MEANINGS: Mapping[ErrorCode, str] = MappingProxyType(
         "message says until when.",
         "IDEMPOTENCY_CONFLICT": "The command_id was already used for a different command (another "
         "type or other fields); nothing was written. A retry must send the same command again.",
+        "MEMBER_ERASED": "The command names a member who was erased (EraseMember): as the target, "
+        "the sender, the recipient or the member acting.",
+        "PERSONAL_DATA_IN_CLEAR": "EraseMember refused: the member's personal data sits in events "
+        "written before encryption existed, in the clear, which destroying a key cannot forget; "
+        "nothing was done.",
         "UNAVAILABLE": "The event store or a read model could not answer in time; nothing was recorded, "
         "so the same request (with the same command_id) is safe to retry.",
     }
@@ -206,6 +213,7 @@ REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyTy
         commands.CancelScheduledInMail: CancelledData,
         commands.CancelFollowUp: InMailData,
         commands.RunDue: RunDueData,
+        commands.EraseMember: MemberData,
         queries.Health: queries.HealthData,
         queries.Inbox: queries.InboxPage,
         queries.CreditBalance: queries.CreditBalanceData,
@@ -213,6 +221,8 @@ REPLY_DATA: Mapping[type[msgspec.Struct], type[msgspec.Struct]] = MappingProxyTy
         queries.ResponseStats: queries.ResponseStatsData,
         queries.EnforcementStatus: queries.EnforcementStatusData,
         admin.Replay: admin.ReplayStarted,
+        admin.Reveal: admin.Revealed,
+        admin.OpenAlert: admin.Revealed,
         admin.SkipEvent: SkippedData,
     }
 )

@@ -30,7 +30,7 @@ from inmail.health import DependencyCheck
 from inmail.observability.metrics import Metrics
 from inmail.observability.observed_commands import ObservedCommands
 from inmail.observability.tracing import Tracing
-from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
+from inmail.query_handlers import LAST_SUBSCRIBED, RevealingAnswers, build_query_broker
 from inmail.stream_guard import StreamGuard
 from inmail.streams import events_stream, members_stream, notifications_stream
 from projections.queries import QueryService
@@ -41,6 +41,8 @@ from services.due.runner import DueWork
 from services.executor import Clock, CommandExecutor, CommandSettings, system_clock
 from services.monthly_refresh import MonthlyRefresh, ensure_bucket
 from services.repository import MemberRepository
+from vault import KeyStore, Revealer, Sealer
+from vault.sealing import EVENT_PERSONAL_FIELDS
 
 log = logging.getLogger("inmail.service")
 
@@ -77,6 +79,17 @@ class ServiceSettings:
     """Record the Prometheus series of the contract (off only to measure what they cost)."""
     tracer_provider: TracerProvider | None = None
     """Where spans go (``inmail.observability.tracing``); None: no tracing."""
+    key_dir: Path | None = None
+    """The folder of the key-encryption key (``vault.keystore``), outside every stream and backup;
+    shared by every process of an installation. None: ``datakeys`` beside a SQLite store."""
+
+    def keys_folder(self) -> Path:
+        """Where the key-encryption key lives."""
+        if self.key_dir is not None:
+            return self.key_dir
+        if self.store_url.startswith("sqlite:///"):
+            return Path(self.store_url.removeprefix("sqlite:///")).parent / "datakeys"
+        raise ValueError("a service with a PostgreSQL store needs key_dir (inmail serve --key-dir)")
 
 
 def default_store_url(data_dir: Path) -> str:
@@ -101,6 +114,8 @@ class InMailService:
         self.tracing = Tracing(settings.tracer_provider) if settings.tracer_provider is not None else None
         self.due: DueWork | None = None
         """Due work and email alerts, when commands run (``due.pending()``: work not yet done)."""
+        self.keys: KeyStore | None = None
+        """Every member's data key (``vault``): sealing on the command side, opening for answers."""
         self._scheduler: asyncio.Task[None] | None = None
         self._stream_watch: asyncio.Task[None] | None = None
 
@@ -121,8 +136,16 @@ class InMailService:
             await self.stop()
             raise
         await events.open()
+        self.keys = keys = KeyStore(nc, s.keys_folder(), replicas=s.replicas)
+        try:
+            info = await events.info_or_none()
+            await keys.open(next_seq=info.state.last_seq + 1 if info is not None else 1)
+        except BaseException:
+            await self.stop()
+            raise
+        sealer = Sealer(keys)
         if s.commands:
-            contacts = ContactBook(nc, members_stream(s.replicas))
+            contacts = ContactBook(nc, members_stream(s.replicas), seal=sealer)
             await contacts.ensure_stream()
             # Created here even when the scheduler does not run, so that every store of the
             # product exists with the replicas asked for, and Health can expect them all.
@@ -132,6 +155,7 @@ class InMailService:
                 cache_size=s.cache_size,
                 message_headers=self.tracing.message_headers if self.tracing is not None else None,
                 on_appended=self.metrics.events_appended if self.metrics is not None else None,
+                seal=sealer,
             )
             self.executor = CommandExecutor(
                 repository, contacts, CommandSettings(trust_client_time=s.trust_client_time), clock=s.clock
@@ -162,7 +186,12 @@ class InMailService:
             self.queries = QueryService(self.projections, events, dependencies=dependencies)
             self.broker = build_query_broker(
                 s.nats_url,
-                self.queries,
+                RevealingAnswers(
+                    self.queries,
+                    Revealer(keys),
+                    Revealer(keys, fields=EVENT_PERSONAL_FIELDS),
+                    sealed_from=keys.sealed_from,
+                ),
                 creds=s.nats_creds,
                 max_in_flight=s.max_in_flight,
                 graceful_timeout=s.drain_timeout,
@@ -213,6 +242,9 @@ class InMailService:
         if self.projections is not None:
             await self.projections.stop()
             self.projections = None
+        if self.keys is not None:
+            await self.keys.close()
+            self.keys = None
         if self.events is not None:
             await self.events.close()
         if self.nc is not None and not self.nc.is_closed:

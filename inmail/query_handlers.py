@@ -25,18 +25,26 @@ from faststream.nats.security import NatsCredentials
 from faststream.nats.subscriber import CoreSubscriber
 
 from contracts import replies
-from contracts.admin import Replay
-from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
+from contracts.admin import OpenAlert, Replay, Reveal, Revealed
+from contracts.queries import (
+    CreditBalance,
+    CreditLedger,
+    EnforcementStatus,
+    Health,
+    HealthData,
+    Inbox,
+    ResponseStats,
+)
 from contracts.replies import Failure, QueryOk
 from contracts.validation import explain
 from eventstore import seed_urls
-from inmail.routes import ADMIN_ROUTES, QUERY_ROUTES, Route, is_request
+from inmail.routes import ADMIN_ROUTES, ALERT_ROUTES, QUERY_ROUTES, Route, is_request
 
 log = logging.getLogger("inmail.queries")
 
 Reply = QueryOk | Failure
 
-_BY_REQUEST = {route.request: route for route in (*ADMIN_ROUTES, *QUERY_ROUTES)}
+_BY_REQUEST = {route.request: route for route in (*ADMIN_ROUTES, *ALERT_ROUTES, *QUERY_ROUTES)}
 LAST_SUBSCRIBED = _BY_REQUEST[Health].subject
 """Health is subscribed last: once it answers, the server knows every subscription before it."""
 
@@ -51,6 +59,85 @@ class QueryAnswers(Protocol):
     async def response_stats(self, query: ResponseStats) -> Reply: ...
     async def enforcement_status(self, query: EnforcementStatus) -> Reply: ...
     async def replay(self, request: Replay) -> Reply: ...
+    async def reveal(self, request: Reveal) -> Reply: ...
+    async def open_alert(self, request: OpenAlert) -> Reply: ...
+
+
+class ReadSide(Protocol):
+    """The read models' answers (``projections.queries.QueryService``): all but ``reveal``."""
+
+    async def health(self, query: Health) -> Reply: ...
+    async def inbox(self, query: Inbox) -> Reply: ...
+    async def credit_balance(self, query: CreditBalance) -> Reply: ...
+    async def credit_ledger(self, query: CreditLedger) -> Reply: ...
+    async def response_stats(self, query: ResponseStats) -> Reply: ...
+    async def enforcement_status(self, query: EnforcementStatus) -> Reply: ...
+    async def replay(self, request: Replay) -> Reply: ...
+
+
+class Opener(Protocol):
+    """Opens the sealed personal fields of an answer (``vault.Revealer``)."""
+
+    async def builtins(self, value: Any) -> Any:
+        """A JSON value with every token opened, ``"[erased]"`` where the key is gone."""
+        ...
+
+    async def text(self, value: str) -> str:
+        """One stored string, opened when it is a token."""
+        ...
+
+
+class RevealingAnswers:
+    """The read side's answers with personal fields opened: read models hold them sealed
+    (section 11), so an erased member's fields read as ``"[erased]"`` from the moment their
+    key is destroyed, with no read model to scrub."""
+
+    def __init__(
+        self, answers: ReadSide, opener: Opener, operator_opener: Opener, *, sealed_from: int = 1
+    ) -> None:
+        self.answers = answers
+        self.sealed_from = sealed_from
+        """The first events sequence written with sealing; the ones before it are clear text."""
+        self.opener = opener
+        self.operator_opener = operator_opener
+        """Opens what events hold (never an email: they hold none, and a token of one stays shut)."""
+
+    async def health(self, query: Health) -> Reply:
+        reply = await self.answers.health(query)
+        if self.sealed_from <= 1 or not isinstance(reply, QueryOk) or not isinstance(reply.data, HealthData):
+            return reply
+        data = msgspec.structs.replace(reply.data, clear_text_until_seq=self.sealed_from - 1)
+        return QueryOk(data=data, as_of_seq=reply.as_of_seq)
+
+    async def inbox(self, query: Inbox) -> Reply:
+        reply = await self.answers.inbox(query)
+        if isinstance(reply, Failure):
+            return reply
+        data = await self.opener.builtins(msgspec.to_builtins(reply.data))
+        return QueryOk(data=data, as_of_seq=reply.as_of_seq)
+
+    async def credit_balance(self, query: CreditBalance) -> Reply:
+        return await self.answers.credit_balance(query)
+
+    async def credit_ledger(self, query: CreditLedger) -> Reply:
+        return await self.answers.credit_ledger(query)
+
+    async def response_stats(self, query: ResponseStats) -> Reply:
+        return await self.answers.response_stats(query)
+
+    async def enforcement_status(self, query: EnforcementStatus) -> Reply:
+        return await self.answers.enforcement_status(query)
+
+    async def replay(self, request: Replay) -> Reply:
+        return await self.answers.replay(request)
+
+    async def reveal(self, request: Reveal) -> Reply:
+        opened = [await self.operator_opener.text(value) for value in request.values]
+        return QueryOk(data=Revealed(opened), as_of_seq=0)
+
+    async def open_alert(self, request: OpenAlert) -> Reply:
+        opened = [await self.opener.text(value) for value in request.values]
+        return QueryOk(data=Revealed(opened), as_of_seq=0)
 
 
 def build_query_broker(
@@ -104,6 +191,14 @@ def query_router(answers: QueryAnswers, *, max_in_flight: int = 1024) -> NatsRou
     async def replay(request: Replay) -> Reply:
         return await answers.replay(request)
 
+    @subscriber(Reveal)
+    async def reveal(request: Reveal) -> Reply:
+        return await answers.reveal(request)
+
+    @subscriber(OpenAlert)
+    async def open_alert(request: OpenAlert) -> Reply:
+        return await answers.open_alert(request)
+
     @subscriber(Inbox)
     async def inbox(query: Inbox) -> Reply:
         return await answers.inbox(query)
@@ -137,7 +232,7 @@ class MalformedRequest(Exception):
 
 def _decoder(route: Route) -> Callable[[NatsMessage], Awaitable[Any]]:
     decoder = msgspec.json.Decoder(route.request)
-    what = f"{route.name} {'request' if route in ADMIN_ROUTES else 'query'}"
+    what = f"{route.name} {'query' if route in QUERY_ROUTES else 'request'}"
 
     async def decode(message: NatsMessage) -> Any:
         try:

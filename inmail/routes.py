@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from contracts import subjects
-from contracts.admin import READ_OPERATIONS, WRITE_OPERATIONS
+from contracts.admin import ALERT_OPERATIONS, READ_OPERATIONS, WRITE_OPERATIONS
 from contracts.commands import COMMANDS
 from contracts.queries import QUERIES
 from contracts.replies import REPLY_DATA, CommandOk, QueryOk
@@ -76,4 +76,9 @@ WRITE_ROUTES = tuple(
     Route(operation, subjects.admin(operation.__name__), subjects.COMMAND_QUEUE, CommandOk)
     for operation in WRITE_OPERATIONS
 )
-ROUTES = (*COMMAND_ROUTES, *QUERY_ROUTES, *ADMIN_ROUTES, *WRITE_ROUTES)
+ALERT_ROUTES = tuple(
+    # The mail service's: one read-side process answers each.
+    Route(operation, subjects.alerts(operation.__name__), subjects.QUERY_QUEUE, QueryOk)
+    for operation in ALERT_OPERATIONS
+)
+ROUTES = (*COMMAND_ROUTES, *QUERY_ROUTES, *ADMIN_ROUTES, *WRITE_ROUTES, *ALERT_ROUTES)

@@ -59,6 +59,7 @@ STORES: tuple[Store, ...] = (
     Store(BUCKET, "bucket"),
     Store(IDENTITY_BUCKET, "bucket"),
     Store(subjects.NOTIFICATIONS_STREAM, "stream"),
+    Store(subjects.KEYS_BUCKET, "bucket"),
 )
 """Everything the service keeps in JetStream, the source of truth first: commands of every
 kind need all of them."""

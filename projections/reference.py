@@ -28,6 +28,7 @@ from contracts.events import (
     InMailReplied,
     InMailScheduled,
     InMailSent,
+    MemberErased,
     MemberRegistered,
     PreferencesUpdated,
     ResponseRateAssessed,
@@ -191,6 +192,9 @@ class ReferenceFold:
                 recipient = self.recipients.get(event.recipient_id)
                 if recipient is not None and recipient.wants_alerts and not recipient.opted_out:
                     self.alerts.add(event.inmail_id)
+            case MemberErased() if event.member_id in self.recipients:
+                # An erased member gets no alert from then on (section 14).
+                self.recipients[event.member_id].wants_alerts = False
             case PreferencesUpdated() if event.member_id in self.recipients:
                 recipient = self.recipients[event.member_id]
                 recipient.wants_alerts, recipient.opted_out = event.email_notifications, event.inmail_opt_out

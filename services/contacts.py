@@ -39,19 +39,33 @@ class Contacts(Protocol):
         """The email given by the registration command that created the member."""
 
 
-class ContactBook:
-    """Contact records in the members stream."""
+class SealText(Protocol):
+    """Seals one personal field with a member's key (``vault.Sealer``)."""
 
-    def __init__(self, nc: NATS, spec: StreamSpec, *, timeout: float = 5.0) -> None:
+    async def seal_text(self, member_id: str, field: str, text: str) -> str:
+        """The field's token."""
+        ...
+
+
+class ContactBook:
+    """Contact records in the members stream; the email sealed with the member's key when given a sealer."""
+
+    def __init__(
+        self, nc: NATS, spec: StreamSpec, *, timeout: float = 5.0, seal: SealText | None = None
+    ) -> None:
         self.store = JetStreamEventStore(nc, spec, timeout=timeout)
         self.timeout = timeout
+        self.seal = seal
 
     async def ensure_stream(self) -> None:
         await self.store.ensure_stream()
 
     async def record(self, command: RegisterMember) -> None:
         """Store the email of a registration about to be decided; idempotent per command."""
-        contact = Contact(command.member_id, command.email, command.command_id)
+        email = command.email
+        if self.seal is not None:
+            email = await self.seal.seal_text(command.member_id, "email", email)
+        contact = Contact(command.member_id, email, command.command_id)
         try:
             ack = await self.store.js.publish(
                 subjects.member_contact(command.member_id),

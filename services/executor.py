@@ -48,6 +48,7 @@ from services.domain.state import Member
 from services.quarantine import skip_event
 from services.reply_data import reply_data
 from services.repository import Loaded, MemberRepository, Quarantined
+from vault import MemberKeyErased
 
 log = logging.getLogger("inmail.commands")
 
@@ -176,6 +177,10 @@ class CommandExecutor:
             )
         except Quarantined as exc:
             return replies.failure("UNAVAILABLE", f"{exc}; nothing was recorded")
+        except MemberKeyErased as exc:
+            # Erased between the decision and the sealing of what it wrote: nothing is written
+            # with a key that no longer exists, and none is made again.
+            return replies.failure("MEMBER_ERASED", f"{exc}; nothing was recorded")
         except StreamReplaced as exc:
             # Not "nothing was recorded": the append that revealed it may have landed on the
             # new stream, which no one follows until the operator starts over.

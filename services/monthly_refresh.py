@@ -120,7 +120,8 @@ class MonthlyRefresh:
                 )
             finally:
                 gate.release()
-            if isinstance(reply, Failure):
+            # An erased member keeps the credits they had and gets no more (section 11).
+            if isinstance(reply, Failure) and reply.error.code != "MEMBER_ERASED":
                 failures += 1
                 log.warning("refresh of %s for %s: %s", member_id, month, reply.error.message)
 

@@ -16,6 +16,7 @@ from contracts.commands import (
     DeclineInMail,
     DeliverScheduledInMail,
     EndBulkSuspension,
+    EraseMember,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
@@ -83,6 +84,6 @@ def reply_data(state: Member, cmd: AnyCommand) -> msgspec.Struct:
             return CancelledData(cmd.inmail_id, refunded, credits_left)
         case CancelFollowUp() | DeliverScheduledInMail() | SendAutomatedFollowUp():
             return InMailData(cmd.inmail_id)
-        case AssessResponseRate() | EndBulkSuspension():
+        case AssessResponseRate() | EndBulkSuspension() | EraseMember():
             return MemberData(cmd.member_id)
     raise TypeError(f"no reply for {type(cmd).__name__}")

@@ -10,6 +10,10 @@ fields) is quarantined: the member cannot be loaded past it, and its commands
 answer ``UNAVAILABLE`` naming the sequence, until an operator records an
 ``EventSkipped`` for it. Loading then passes over the event, as every replay does.
 
+Personal fields are sealed on their way in (``seal``, the key store's seam,
+``vault.Sealer``): the events appended, and the state they are applied to, hold
+tokens, never the clear text.
+
 Two seams let the composition root observe appends without this side knowing
 how: ``message_headers`` gives headers for the messages of an append (the trace
 context of the command being handled), ``on_appended`` sees the events of every
@@ -22,6 +26,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from contracts import subjects
 from contracts.events import AnyEvent, EventSkipped, decode_event, encode_event
@@ -58,6 +63,14 @@ OnAppended = Callable[[Sequence[AnyEvent]], None]
 """Told the events of each append that succeeded."""
 
 
+class Seal(Protocol):
+    """Seals the personal fields of events about to be appended (``vault.Sealer``)."""
+
+    async def seal_events(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+        """The events with their personal fields sealed."""
+        ...
+
+
 class MemberRepository:
     """Load, cache and append member aggregates; one lock per member within this process."""
 
@@ -69,8 +82,10 @@ class MemberRepository:
         message_headers: MessageHeaders | None = None,
         on_appended: OnAppended | None = None,
         replica_wait: float = 2.0,
+        seal: Seal | None = None,
     ) -> None:
         self.store = store
+        self.seal = seal
         self.cache_size = cache_size
         self.replica_wait = replica_wait
         """Seconds ``confirm`` waits for the replica answering reads to hold what the leader holds."""
@@ -181,6 +196,8 @@ class MemberRepository:
         ``expected_version`` is captured with the decision, not read after it: a
         concurrent catch-up may move ``loaded`` on while the append is in flight.
         """
+        if self.seal is not None:
+            events = await self.seal.seal_events(events)
         headers = self.message_headers() if self.message_headers is not None else None
         messages = [NewMessage(event.event_id, encode_event(event), headers) for event in events]
         appended = await self.store.append(

@@ -53,5 +53,8 @@ def reads_of(cmd: AnyCommand) -> tuple[str, ...]:
             return (cmd.other_member_id,)
         case BlockMember():
             return (cmd.blocked_member_id,)
+        case MarkInMailRead() | AcknowledgeInMail() | RecordReply() | DeclineInMail():
+            # The recipient acting: an erased member cannot act any more (MEMBER_ERASED).
+            return (cmd.member_id,)
         case _:
             return ()

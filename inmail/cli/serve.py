@@ -67,6 +67,14 @@ def _env(name: str) -> str:
     help="read-model store: sqlite:///path (default: readmodels.db in the data folder) or postgresql://...",
 )
 @click.option(
+    "--key-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=_env("KEY_DIR"),
+    show_envvar=True,
+    help="folder of the key-encryption key that wraps every member's data key (default: datakeys in "
+    "the data folder); never in a backup; every process of one installation shares it",
+)
+@click.option(
     "--trust-client-time",
     is_flag=True,
     envvar=_env("TRUST_CLIENT_TIME"),
@@ -157,6 +165,7 @@ def serve_command(
     insecure: bool,
     creds: Path | None,
     store: str | None,
+    key_dir: Path | None,
     trust_client_time: bool,
     relaxed_fsync: bool,
     replicas: int,
@@ -196,6 +205,7 @@ def serve_command(
         http_host,
         log_format,
         new_stream,
+        key_dir,
     )
     configure_logging(log_level, log_format)
     try:

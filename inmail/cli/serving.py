@@ -59,6 +59,8 @@ class ServeOptions:
     http_host: str
     log_format: LogFormat
     new_stream: bool = False
+    key_dir: Path | None = None
+    """The key-encryption key's folder; None: ``datakeys`` in the data folder."""
 
 
 async def serve(options: ServeOptions) -> int:
@@ -69,6 +71,7 @@ async def serve(options: ServeOptions) -> int:
     from inmail.http.server import HttpPortTaken, HttpServer, bind
     from inmail.observability.tracing import TracingConfigError, tracer_provider_from_env
     from inmail.stream_guard import StreamRefused
+    from vault import KeyStoreRefused
 
     try:
         tracer_provider = tracer_provider_from_env(one_line=options.log_format == "json")
@@ -139,6 +142,7 @@ async def serve(options: ServeOptions) -> int:
             projections=projections,
             new_stream=options.new_stream,
             tracer_provider=tracer_provider,
+            key_dir=options.key_dir or options.data_dir / "datakeys",
         )
         deadline = asyncio.get_running_loop().time() + START_PATIENCE
         while True:
@@ -148,7 +152,7 @@ async def serve(options: ServeOptions) -> int:
             try:
                 await service.start()
                 break
-            except StreamRefused as exc:
+            except (StreamRefused, KeyStoreRefused) as exc:
                 raise CliError(str(exc)) from exc
             except Exception as exc:
                 if not jetstream_busy(exc):

@@ -21,6 +21,7 @@ from contracts.commands import (
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
+    EraseMember,
     MarkInMailRead,
     Reason,
     RecordReply,
@@ -52,6 +53,7 @@ from inmail.client.results import (
     ChangeTierResult,
     ConnectMembersResult,
     DeclineInMailResult,
+    EraseMemberResult,
     MarkInMailReadResult,
     RecordReplyResult,
     RefreshCreditsResult,
@@ -297,6 +299,19 @@ class CommandMethods(Core):
         """Trusted client time only: perform, in due order, every due work item due at or before ``until``."""
         return await self._command(
             RunDue, RunDueResult, until=until, command_id=command_id, occurred_at=occurred_at,
+        )
+
+    async def erase_member(
+        self,
+        member_id: MemberId,
+        *,
+        command_id: CommandId | None = None,
+        occurred_at: Time | None = None,
+    ) -> EraseMemberResult:
+        """Forget a member (section 11): their data key is destroyed, so their display name, email"""
+        return await self._command(
+            EraseMember, EraseMemberResult, member_id=member_id, command_id=command_id,
+            occurred_at=occurred_at,
         )
 
     async def skip_event(

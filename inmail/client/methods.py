@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import msgspec
 
-from contracts.admin import Replay, SkipEvent
+from contracts.admin import Replay, Reveal, SkipEvent
 from contracts.commands import (
     AcknowledgeInMail,
     BlockMember,
@@ -21,6 +21,7 @@ from contracts.commands import (
     ChangeTier,
     ConnectMembers,
     DeclineInMail,
+    EraseMember,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
@@ -44,6 +45,7 @@ from inmail.client.results import (
     CreditLedgerResult,
     DeclineInMailResult,
     EnforcementStatusResult,
+    EraseMemberResult,
     HealthResult,
     InboxResult,
     MarkInMailReadResult,
@@ -52,6 +54,7 @@ from inmail.client.results import (
     RegisterMemberResult,
     ReplayResult,
     ResponseStatsResult,
+    RevealResult,
     RunDueResult,
     SendBulkInMailResult,
     SendInMailResult,
@@ -81,6 +84,7 @@ class Methods(CommandMethods, QueryMethods):
             CancelScheduledInMail: CancelScheduledInMailResult,
             CancelFollowUp: CancelFollowUpResult,
             RunDue: RunDueResult,
+            EraseMember: EraseMemberResult,
             Health: HealthResult,
             Inbox: InboxResult,
             CreditBalance: CreditBalanceResult,
@@ -88,6 +92,7 @@ class Methods(CommandMethods, QueryMethods):
             ResponseStats: ResponseStatsResult,
             EnforcementStatus: EnforcementStatusResult,
             Replay: ReplayResult,
+            Reveal: RevealResult,
             SkipEvent: SkipEventResult,
         }
     )
@@ -111,6 +116,7 @@ class SyncMethods(SyncCore[Methods]):
     cancel_scheduled_inmail = blocking(Methods.cancel_scheduled_inmail)
     cancel_follow_up = blocking(Methods.cancel_follow_up)
     run_due = blocking(Methods.run_due)
+    erase_member = blocking(Methods.erase_member)
     health = blocking(Methods.health)
     inbox = blocking(Methods.inbox)
     credit_balance = blocking(Methods.credit_balance)
@@ -118,4 +124,5 @@ class SyncMethods(SyncCore[Methods]):
     response_stats = blocking(Methods.response_stats)
     enforcement_status = blocking(Methods.enforcement_status)
     replay = blocking(Methods.replay)
+    reveal = blocking(Methods.reveal)
     skip_event = blocking(Methods.skip_event)

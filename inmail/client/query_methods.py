@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from contracts.admin import Replay
+from contracts.admin import Replay, Reveal
 from contracts.queries import (
     CreditBalance,
     CreditLedger,
@@ -33,6 +33,7 @@ from inmail.client.results import (
     InboxResult,
     ReplayResult,
     ResponseStatsResult,
+    RevealResult,
 )
 
 
@@ -129,4 +130,13 @@ class QueryMethods(Core):
         """Rebuild read models from the stream: clear them and follow again from ``from_seq``."""
         return await self._query(
             Replay, ReplayResult, names=names, from_seq=from_seq, new_stream=new_stream,
+        )
+
+    async def reveal(
+        self,
+        values: Annotated[list[str], msgspec.Meta(max_length=1000)],
+    ) -> RevealResult:
+        """Open sealed personal fields (as ``inmail events`` prints them): each value's clear text,"""
+        return await self._query(
+            Reveal, RevealResult, values=values,
         )

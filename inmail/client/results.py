@@ -6,7 +6,7 @@ of each message) plus ``seq`` for a command or ``as_of_seq`` for a query.
 
 from __future__ import annotations
 
-from contracts.admin import ReplayStarted
+from contracts.admin import ReplayStarted, Revealed
 from contracts.queries import (
     CreditBalanceData,
     EnforcementStatusData,
@@ -122,6 +122,12 @@ class RunDueResult(RunDueData, frozen=True, kw_only=True):
     seq: int
 
 
+class EraseMemberResult(MemberData, frozen=True, kw_only=True):
+    """EraseMember's reply data, and ``seq``: the stream sequence of the last event recording it."""
+
+    seq: int
+
+
 class HealthResult(HealthData, frozen=True, kw_only=True):
     """Health's answer, and ``as_of_seq``: the position of the read model it came from."""
 
@@ -164,6 +170,12 @@ class ReplayResult(ReplayStarted, frozen=True, kw_only=True):
     as_of_seq: int
 
 
+class RevealResult(Revealed, frozen=True, kw_only=True):
+    """Reveal's answer, and ``as_of_seq``: the position of the read model it came from."""
+
+    as_of_seq: int
+
+
 class SkipEventResult(SkippedData, frozen=True, kw_only=True):
     """SkipEvent's reply data, and ``seq``: the stream sequence of the last event recording it."""
 
@@ -181,6 +193,7 @@ __all__ = [
     "CreditLedgerResult",
     "DeclineInMailResult",
     "EnforcementStatusResult",
+    "EraseMemberResult",
     "HealthResult",
     "InboxResult",
     "MarkInMailReadResult",
@@ -189,6 +202,7 @@ __all__ = [
     "RegisterMemberResult",
     "ReplayResult",
     "ResponseStatsResult",
+    "RevealResult",
     "RunDueResult",
     "SendBulkInMailResult",
     "SendInMailResult",

@@ -9,6 +9,13 @@ the members snapshot taken after it. A backup is written under a temporary name 
 renamed at the end: a backup that fails leaves no file. A restore first checks that
 the server has none of the backup's streams (else it changes nothing), then restores
 them in order; if one fails, it deletes again the ones it created.
+
+What a backup holds of personal data (contract section 11): only ciphertext. Names,
+emails and texts are sealed with per-member data keys, which are in it (bucket
+``INMAIL_KEYS``) only wrapped by the key-encryption key of the installation's key
+folder (``inmail serve --key-dir``), which no backup holds. A restore is read with that
+folder; once a member is erased, that key is replaced and the old one destroyed, so no
+backup, older ones included, opens the erased member's data any more.
 """
 
 from __future__ import annotations
@@ -91,6 +98,8 @@ async def backup(
         f"backed up {_listing(entries)} into {file} ({size} bytes)"
         + (f"; not on the server, so not in it: {', '.join(missing)}" if missing else "")
         + "\n"
+        + "personal fields in it are sealed; the key folder (inmail serve --key-dir) that opens them is "
+        "not in it: keep it apart, and a restore reads with it\n"
     )
     return 0
 

@@ -61,6 +61,12 @@ def _health_lines(health: HealthData) -> list[str]:
         lines.append(_with_problem(line, name, health, shown))
     problems = sorted(health.problems.items())
     lines += [f"  {name}: {problem}" for name, problem in problems if name not in shown]
+    if health.clear_text_until_seq is not None:
+        lines.append(
+            f"  personal data in the clear: {subjects.EVENTS_STREAM} seq 1..{health.clear_text_until_seq} "
+            "was written before encryption existed; those names and texts are never rewritten, and "
+            "members registered there cannot be erased (PERSONAL_DATA_IN_CLEAR)"
+        )
     return lines + [quarantine_line(event) for event in health.quarantined]
 
 

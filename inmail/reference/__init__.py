@@ -25,7 +25,15 @@ from contracts.policy import POLICIES, encode_policy, policy_schema
 from contracts.replies import ERROR_MEANINGS, CommandOk, ErrorCode, Failure, QueryOk
 from inmail.reference.rules import command_line, policy
 from inmail.reference.structs import anchor, doc, fields_table, named_types, nested_structs
-from inmail.routes import ADMIN_ROUTES, COMMAND_ROUTES, QUERY_ROUTES, ROUTES, WRITE_ROUTES, Route
+from inmail.routes import (
+    ADMIN_ROUTES,
+    ALERT_ROUTES,
+    COMMAND_ROUTES,
+    QUERY_ROUTES,
+    ROUTES,
+    WRITE_ROUTES,
+    Route,
+)
 from inmail.streams import events_stream, members_stream, notifications_stream
 from projections.queries import MIN_SEQ_TIMEOUT
 
@@ -50,6 +58,7 @@ CONTENTS = [
     "Commands",
     "Queries",
     "Operator requests",
+    "Mail service requests",
     "Events",
     "Email alerts",
     "Field types",
@@ -82,8 +91,15 @@ def render() -> str:
         _requests(
             "Operator requests",
             (*ADMIN_ROUTES, *WRITE_ROUTES),
-            "Used by `inmail replay` (answered by every read-side process) and `inmail quarantine "
+            "Used by `inmail replay` (answered by every read-side process), `inmail events` "
+            "(`Reveal`: opening sealed personal fields, never an email) and `inmail quarantine "
             "resolve` (answered by one command-side process: it writes an event).",
+        ),
+        _requests(
+            "Mail service requests",
+            ALERT_ROUTES,
+            "The email alerts' `email`, `sender_name` and `subject` are stored sealed (section 11); "
+            "the mail service (`notifier.creds`, the only role allowed) has the service open them.",
         ),
         _events(),
         _email_alerts(),

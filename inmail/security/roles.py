@@ -25,6 +25,9 @@ SCHEDULER_BUCKET = "INMAIL_SCHEDULER"
 IDENTITY_BUCKET = "INMAIL_IDENTITY"
 """The record of the events stream's identity (``inmail.stream_guard.BUCKET``)."""
 
+KEYS_BUCKET = subjects.KEYS_BUCKET
+"""The members' wrapped data keys (``vault.keystore``): the service's alone."""
+
 REPLY_WINDOW = (1, 60.0)
 """allow_responses: one reply per request received, within a minute."""
 
@@ -97,12 +100,14 @@ SERVICE = Role(
         f"{subjects.NOTIFICATIONS_ROOT}.>",
         f"$KV.{SCHEDULER_BUCKET}.>",
         f"$KV.{IDENTITY_BUCKET}.>",
+        f"$KV.{KEYS_BUCKET}.>",
         api("INFO"),
         *creates_stream(subjects.EVENTS_STREAM),
         *creates_stream(subjects.MEMBERS_STREAM),
         *creates_stream(subjects.NOTIFICATIONS_STREAM),
         *creates_stream(_kv_stream(SCHEDULER_BUCKET)),
         *creates_stream(_kv_stream(IDENTITY_BUCKET)),
+        *creates_stream(_kv_stream(KEYS_BUCKET)),
         *direct_gets(subjects.EVENTS_STREAM),
         # Answered by the stream's leader alone: a refusal is confirmed against what it holds
         # (any replica answers a direct get, and one may lag what the leader acknowledged).
@@ -114,13 +119,23 @@ SERVICE = Role(
         api("STREAM.MSG.GET", _kv_stream(SCHEDULER_BUCKET)),
         *direct_gets(_kv_stream(IDENTITY_BUCKET)),
         api("STREAM.MSG.GET", _kv_stream(IDENTITY_BUCKET)),
+        *direct_gets(_kv_stream(KEYS_BUCKET)),
+        api("STREAM.MSG.GET", _kv_stream(KEYS_BUCKET)),
+        # Listing the keys (a rotation) and following them (erasures by other processes).
+        *consumes(_kv_stream(KEYS_BUCKET)),
         *consumes(subjects.EVENTS_STREAM),
         # The dashboard reads through the same queries as every client (a commands-only
         # process asks the read processes); the start-up probes are among these subjects.
         f"{subjects.QUERY_ROOT}.>",
         *_STARTUP_PROBES,
     ),
-    subscribe=(f"{subjects.COMMAND_ROOT}.>", f"{subjects.QUERY_ROOT}.>", f"{subjects.ADMIN_ROOT}.>", INBOX),
+    subscribe=(
+        f"{subjects.COMMAND_ROOT}.>",
+        f"{subjects.QUERY_ROOT}.>",
+        f"{subjects.ADMIN_ROOT}.>",
+        f"{subjects.ALERTS_ROOT}.>",
+        INBOX,
+    ),
     answers_requests=True,
 )
 
@@ -154,8 +169,10 @@ OPERATOR = Role(
 
 NOTIFIER = Role(
     "notifier",
-    f"the mail service: its own consumers on {subjects.NOTIFICATIONS_STREAM}",
+    f"the mail service: its own consumers on {subjects.NOTIFICATIONS_STREAM}, opening its alerts",
     publish=(
+        # The alerts' email, sender name and subject are sealed (section 11): the service opens them.
+        f"{subjects.ALERTS_ROOT}.OpenAlert",
         *reads_stream_info(subjects.NOTIFICATIONS_STREAM),
         api("STREAM.NAMES"),
         *consumes(subjects.NOTIFICATIONS_STREAM),

@@ -24,6 +24,7 @@ from contracts.commands import (
     DeclineInMail,
     DeliverScheduledInMail,
     EndBulkSuspension,
+    EraseMember,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
@@ -45,7 +46,7 @@ from contracts.events import (
     ScheduledInMailCancelled,
 )
 from services.domain import credits, enforcement, follow_ups, profile, responses, scheduling, sending
-from services.domain.rules import Context, Decision, fingerprint
+from services.domain.rules import Context, Decision, fingerprint, refuse_erased
 from services.domain.state import Member
 
 
@@ -54,6 +55,10 @@ def decide(
 ) -> Decision:
     """Route a command to its decision, given the target aggregate and the members it reads."""
     ctx = dataclasses.replace(ctx, fingerprint=fingerprint(cmd))
+    if not isinstance(cmd, EraseMember | RegisterMember):
+        # Every member a command names (its target and the members it reads, the one acting
+        # on an InMail included) must not be erased; an erasure answers its own repeats.
+        refuse_erased(target, *others.values())
     match cmd:
         case RegisterMember():
             return profile.register_member(target, cmd, ctx)
@@ -91,6 +96,8 @@ def decide(
             return enforcement.assess_response_rate(target, cmd, ctx)
         case EndBulkSuspension():
             return enforcement.end_bulk_suspension(target, cmd, ctx)
+        case EraseMember():
+            return profile.erase_member(target, cmd, ctx)
     raise TypeError(f"not a command: {type(cmd).__name__}")
 
 

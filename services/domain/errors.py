@@ -87,3 +87,11 @@ class AlreadySent(DomainError):
 
 class BulkSuspended(DomainError):
     code = "BULK_SUSPENDED"
+
+
+class MemberErased(DomainError):
+    code = "MEMBER_ERASED"
+
+
+class PersonalDataInClear(DomainError):
+    code = "PERSONAL_DATA_IN_CLEAR"

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from contracts.commands import BlockMember, ChangeTier, ConnectMembers, RegisterMember, UpdatePreferences
+from contracts.commands import (
+    BlockMember,
+    ChangeTier,
+    ConnectMembers,
+    EraseMember,
+    RegisterMember,
+    UpdatePreferences,
+)
 from contracts.events import (
     AnyEvent,
     CreditsForfeited,
     MemberBlocked,
+    MemberErased,
     MemberRegistered,
     MembersConnected,
     PreferencesUpdated,
     TierChanged,
 )
+from contracts.personal import is_sealed
 from contracts.types import month_of
 from services.domain import errors
 from services.domain.credits import balance_after, due_refreshes
@@ -30,6 +39,8 @@ from services.domain.state import Member
 def register_member(state: Member | None, cmd: RegisterMember, ctx: Context) -> Decision:
     """RegisterMember: a new member with the first month's allotment."""
     if state is not None:
+        if state.erased_seq is not None:
+            raise errors.MemberErased(f"member {cmd.member_id} was erased; the id is not given again")
         if (done := repeat(state, cmd, ctx)) is not None:
             return done
         raise errors.MemberExists(f"member {cmd.member_id} already exists")
@@ -153,3 +164,25 @@ def block_member(state: Member | None, other: Member | None, cmd: BlockMember, c
     return Decision(
         [MemberBlocked(**header(ctx, cmd), member_id=member.member_id, blocked_member_id=blocked.member_id)]
     )
+
+
+def erase_member(state: Member | None, cmd: EraseMember, ctx: Context) -> Decision:
+    """EraseMember: the member is forgotten; refused when their data sits in clear-text events.
+
+    Destroying a key forgets only what it sealed: a member registered in a stream written
+    before encryption existed has their name (and maybe texts) in the clear, and erasing
+    them would only pretend.
+    """
+    member = existing(state, cmd.member_id)
+    if (done := repeat(member, cmd, ctx)) is not None:
+        return done
+    if member.erased_seq is not None:
+        raise errors.MemberErased(f"member {cmd.member_id} was already erased")
+    if not is_sealed(member.display_name):
+        raise errors.PersonalDataInClear(
+            f"member {cmd.member_id} was registered (seq {member.registered_seq}) in events written "
+            "before encryption existed: their name and texts there are in the clear, and events are "
+            "never rewritten, so destroying a key would not forget them; nothing was done"
+        )
+    check_time(member, ctx)
+    return Decision([MemberErased(**header(ctx, cmd), member_id=cmd.member_id)])

@@ -28,6 +28,7 @@ from contracts.commands import (
     DeclineInMail,
     DeliverScheduledInMail,
     EndBulkSuspension,
+    EraseMember,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
@@ -51,6 +52,7 @@ from contracts.events import (
     InMailScheduled,
     InMailSent,
     MemberBlocked,
+    MemberErased,
     MemberRegistered,
     MembersConnected,
     PreferencesUpdated,
@@ -140,6 +142,13 @@ def existing(state: Member | None, member_id: str, *, at: datetime | None = None
     return state
 
 
+def refuse_erased(*members: Member | None) -> None:
+    """Refuse a command naming an erased member (as target, sender, recipient or actor)."""
+    for member in members:
+        if member is not None and member.erased_seq is not None:
+            raise errors.MemberErased(f"member {member.member_id} was erased")
+
+
 def _any_of(*kinds: type[Event]) -> int:
     bits = 0
     for kind in kinds:
@@ -166,6 +175,7 @@ _RECORDED_BY: Mapping[type[AnyCommand], int] = {
     SendAutomatedFollowUp: _any_of(InMailSent, FollowUpCancelled),
     AssessResponseRate: _any_of(ResponseRateAssessed),
     EndBulkSuspension: _any_of(BulkSuspensionEnded),
+    EraseMember: _any_of(MemberErased),
 }
 """The events one of which every successful command of a type writes: a repeat must have too."""
 

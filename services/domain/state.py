@@ -36,6 +36,7 @@ from contracts.events import (
     InMailScheduled,
     InMailSent,
     MemberBlocked,
+    MemberErased,
     MemberRegistered,
     MembersConnected,
     PreferencesUpdated,
@@ -171,6 +172,8 @@ class Member:
     """Stream sequence of the event that recorded the current stage."""
     assessed: dict[tuple[datetime, bool], int] = field(default_factory=dict)
     """(period start, warning period) -> stream sequence of its assessment."""
+    erased_seq: int | None = None
+    """Stream sequence of the ``MemberErased`` that forgot the member."""
 
 
 def evolve(state: Member | None, event: AnyEvent, seq: int) -> Member:
@@ -273,6 +276,8 @@ def _apply(state: Member, event: AnyEvent, seq: int) -> None:
             state.connections[event.other_member_id] = seq
         case MemberBlocked():
             state.blocked[event.blocked_member_id] = seq
+        case MemberErased():
+            state.erased_seq = seq
         case MemberRegistered():
             raise ValueError(f"member {event.member_id} registered twice (seq {seq})")
 

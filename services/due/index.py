@@ -21,6 +21,7 @@ from contracts.events import (
     FollowUpCancelled,
     InMailScheduled,
     InMailSent,
+    MemberErased,
     MemberRegistered,
     PreferencesUpdated,
     ResponseRateAssessed,
@@ -56,6 +57,7 @@ class _Member:
     registered_by: str
     email_notifications: bool = True
     inmail_opt_out: bool = False
+    erased: bool = False
 
 
 @dataclass(slots=True)
@@ -106,6 +108,8 @@ class DueIndex:
                 self._assessed(event)
             case BulkSuspensionEnded():
                 self._resolve(items.end_of_suspension_key(event.member_id, event.since), "suspension_ended")
+            case MemberErased():
+                self._erased(event.member_id)
         return None
 
     def pending(self) -> int:
@@ -157,7 +161,12 @@ class DueIndex:
         self._count(event, self._policy(event.policy))
         recipient = self._members.get(event.recipient_id)
         sender = self._members.get(event.sender_id)
-        if recipient is None or not recipient.email_notifications or recipient.inmail_opt_out:
+        if (
+            recipient is None
+            or not recipient.email_notifications
+            or recipient.inmail_opt_out
+            or recipient.erased
+        ):
             return None
         return Alert(
             seq=seq,
@@ -196,6 +205,20 @@ class DueIndex:
             self._add(items.assessment(event.member_id, event.since, True, due))
         elif event.stage == "suspended" and event.until is not None:
             self._add(items.end_of_suspension(event.member_id, event.since, event.until))
+
+    def _erased(self, member_id: str) -> None:
+        """An erased member gets no alert, and no due work names them any more: every command
+        naming them would answer MEMBER_ERASED (their own scheduled sends and follow-ups, the
+        assessments of their periods, sends scheduled to them)."""
+        if member_id in self._members:
+            self._members[member_id].erased = True
+        gone = [
+            key
+            for key, item in self._pending.items()
+            if item.member_id == member_id or getattr(item.command, "recipient_id", None) == member_id
+        ]
+        for key in gone:
+            self._resolve(key, "erased")
 
     def _add(self, item: DueItem) -> None:
         self._pending[item.key] = item

@@ -23,6 +23,7 @@ from inmail.natsserver import EmbeddedNatsServer
 from tests.faults.audit import Figures, audit
 from tests.faults.ledger import Ledger
 from tests.faults.workload import Access, clients, register_cast, traffic
+from tests.integration.service_env import server_key_dir
 from tests.serve_process import Serve, free_port, nats_server_pids
 
 pytestmark = pytest.mark.faults
@@ -58,6 +59,11 @@ def processes() -> Iterator[list[Serve]]:
         serve.stop()
 
 
+def shared_keys(server: EmbeddedNatsServer) -> tuple[str, ...]:
+    """Every process of one installation shares its key folder (``--key-dir``)."""
+    return ("--key-dir", str(server_key_dir(server)))
+
+
 async def start(processes: list[Serve], data_dir: Path, *args: str, log_name: str = "serve.log") -> Serve:
     serve = Serve(data_dir, *args, log_name=log_name)
     processes.append(serve)
@@ -68,7 +74,8 @@ async def test_kill_9_of_the_service(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path, processes: list[Serve]
 ) -> None:
     url = own_nats_server.url
-    as_service = ("--nats", url, "--creds", str(own_nats_server.creds("service")))
+    creds = str(own_nats_server.creds("service"))
+    as_service = ("--nats", url, "--creds", creds, *shared_keys(own_nats_server))
     serve = await start(processes, tmp_path / "service", *as_service)
 
     async def fault() -> None:
@@ -115,7 +122,13 @@ async def test_nats_server_stop_and_start_under_a_running_service(
 ) -> None:
     url = own_nats_server.url
     await start(
-        processes, tmp_path / "service", "--nats", url, "--creds", str(own_nats_server.creds("service"))
+        processes,
+        tmp_path / "service",
+        "--nats",
+        url,
+        "--creds",
+        str(own_nats_server.creds("service")),
+        *shared_keys(own_nats_server),
     )
 
     async def fault() -> None:
@@ -128,7 +141,8 @@ async def test_a_retry_storm_of_each_command_across_two_command_processes(
     own_nats_server: EmbeddedNatsServer, tmp_path: Path, processes: list[Serve]
 ) -> None:
     url = own_nats_server.url
-    as_service = ("--nats", url, "--creds", str(own_nats_server.creds("service")))
+    creds = str(own_nats_server.creds("service"))
+    as_service = ("--nats", url, "--creds", creds, *shared_keys(own_nats_server))
     for n in (1, 2):
         await start(processes, tmp_path / f"commands{n}", *as_service, "--role", "commands")
     await start(processes, tmp_path / "read", *as_service, "--role", "read")

@@ -61,6 +61,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
+def server_key_dir(server: EmbeddedNatsServer) -> Path:
+    """The key-encryption key's folder of the installation a test server stands for."""
+    nats_dir = server.settings.data_dir
+    return nats_dir.with_name(f"{nats_dir.name}-datakeys")
+
+
 def settings_for(server: EmbeddedNatsServer, data_dir: Path, **overrides: Any) -> ServiceSettings:
     values: dict[str, Any] = {
         "nats_url": server.url,
@@ -68,6 +74,8 @@ def settings_for(server: EmbeddedNatsServer, data_dir: Path, **overrides: Any) -
         "store_url": default_store_url(data_dir),
         "trust_client_time": True,
         "scheduler": False,
+        # One key folder per server, as every process of one installation shares it.
+        "key_dir": server_key_dir(server),
     }
     values.update(overrides)
     return ServiceSettings(**values)

@@ -14,7 +14,7 @@ from inmail.simulator import SimulationOptions, simulate
 from inmail.streams import STORES
 from services.monthly_refresh import BUCKET, DONE_KEY
 from tests.conftest import secured_server
-from tests.integration.service_env import Client, client_for, running_service, settings_for
+from tests.integration.service_env import Client, client_for, running_service, server_key_dir, settings_for
 from tests.serve_process import run
 
 
@@ -51,7 +51,9 @@ async def test_a_backup_restored_into_a_fresh_server_gives_the_same_sequences_an
             assert await _messages(client, subjects.EVENTS_STREAM) == events_before
             assert (await (await client.nc.jetstream().key_value(BUCKET)).get(DONE_KEY)).value == b"2025-02"
             # Read models rebuilt from the restored stream answer as the originals did.
-            async with running_service(settings_for(fresh, tmp_path / "rebuilt")):
+            # The key folder is never in a backup: a restore is read with the installation's own.
+            keys = server_key_dir(server)
+            async with running_service(settings_for(fresh, tmp_path / "rebuilt", key_dir=keys)):
                 operator = fresh.creds("operator")
                 assert await replay(fresh.url, progress=False, creds=operator) == 0
                 assert await differences(fresh.url, creds=operator) == []

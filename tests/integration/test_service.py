@@ -107,6 +107,7 @@ async def test_every_command_answers_with_the_contract_envelope(client: Client, 
     await ok("BlockMember", member_id=recipient, blocked_member_id=sender)
     again = await client.ok("MarkInMailRead", inmail_id=inmail_id, member_id=recipient)
     assert again["seq"] == read["seq"]
+    await ok("EraseMember", member_id=other)
     for reply in (sent, bulk, read, declined, replied):
         assert isinstance(reply["seq"], int) and reply["seq"] > 0
     # Each reply's data is what the contract (and the reference page) says it is.

@@ -16,13 +16,13 @@ import msgspec
 
 from contracts import subjects
 from inmail.natsserver import EmbeddedNatsServer
-from tests.integration.service_env import Client, client_for, new_id
+from tests.integration.service_env import Client, client_for, new_id, server_key_dir
 
 
 def start_service(server: EmbeddedNatsServer, data_dir: Path) -> subprocess.Popen[str]:
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "inmail.cli", "serve", "--nats", server.url, "--data-dir", str(data_dir)]
-    command += ["--creds", str(server.creds("service"))]
+    command += ["--creds", str(server.creds("service")), "--key-dir", str(server_key_dir(server))]
     with (data_dir / "service.log").open("w") as log:
         process = subprocess.Popen(
             [*command, "--trust-client-time"], stdout=subprocess.PIPE, stderr=log, text=True

@@ -50,6 +50,8 @@ TEMPLATES: dict[str, Template] = {
     subjects.command("CancelFollowUp"): _command({"inmail_id": "fz-none", "member_id": _GHOST}),
     # Refused whatever it asks: the service under fuzz runs on its own clock.
     subjects.command("RunDue"): _command({"until": "2001-01-01T00:00:00Z"}),
+    # An unknown member: refused, so the fuzz erases no one.
+    subjects.command("EraseMember"): _command({"member_id": _GHOST}),
     subjects.query("Health"): lambda unique: {},
     subjects.query("Inbox"): lambda unique: {"member_id": _GHOST, "box": "received", "limit": 5},
     subjects.query("CreditBalance"): lambda unique: {"member_id": _GHOST},

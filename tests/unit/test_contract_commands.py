@@ -32,6 +32,7 @@ VALID_COMMANDS: dict[type[Command], dict[str, Any]] = {
     commands.DeclineInMail: {"inmail_id": "1-x", "member_id": "bob"},
     commands.CancelScheduledInMail: {"inmail_id": "1-x", "member_id": "alice"},
     commands.CancelFollowUp: {"inmail_id": "1-x", "member_id": "alice"},
+    commands.EraseMember: {"member_id": "alice"},
     commands.RunDue: {"until": "2026-01-05T09:00:00Z"},
 }
 ALL_COMMANDS = pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: c.__name__)

@@ -48,6 +48,7 @@ EXAMPLE_EVENTS: list[events.Event] = [
                                 responded=12, rate=0.1, threshold=0.13, min_inmails=100,
                                 previous_stage="ok", stage="warned", since=T, until=T + timedelta(days=14)),
     events.BulkSuspensionEnded(**HEADER, member_id="alice", since=T - timedelta(days=14), until=T),
+    events.MemberErased(**HEADER, member_id="alice"),
 ]
 ALL_EVENTS = pytest.mark.parametrize("event", EXAMPLE_EVENTS, ids=lambda e: type(e).__name__)
 

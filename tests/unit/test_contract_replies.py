@@ -19,6 +19,8 @@ CONTRACT_ERROR_CODES = {
     "UNAVAILABLE",
     # 1.1, section 8
     "ALREADY_SENT", "BULK_SUSPENDED",
+    # 1.1, section 11 (and the refusal of an erasure that could only pretend)
+    "MEMBER_ERASED", "PERSONAL_DATA_IN_CLEAR",
 }
 
 

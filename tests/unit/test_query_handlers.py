@@ -11,7 +11,7 @@ import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 
 from contracts import subjects
-from contracts.admin import Replay
+from contracts.admin import OpenAlert, Replay, Reveal
 from contracts.queries import CreditBalance, CreditLedger, EnforcementStatus, Health, Inbox, ResponseStats
 from contracts.replies import QueryOk
 from inmail.query_handlers import Reply, build_query_broker
@@ -47,6 +47,12 @@ class FakeReadSide:
         return await self._answer(query)
 
     async def replay(self, request: Replay) -> Reply:
+        return await self._answer(request)
+
+    async def reveal(self, request: Reveal) -> Reply:
+        return await self._answer(request)
+
+    async def open_alert(self, request: OpenAlert) -> Reply:
         return await self._answer(request)
 
 

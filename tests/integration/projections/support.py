@@ -15,7 +15,7 @@ import msgspec
 from contracts import subjects
 from eventstore import JetStreamEventStore
 from inmail.app import wait_until_answering
-from inmail.query_handlers import LAST_SUBSCRIBED, build_query_broker
+from inmail.query_handlers import LAST_SUBSCRIBED, RevealingAnswers, build_query_broker
 from projections.base import Batch, Projection
 from projections.catalogue import CATALOGUE
 from projections.credits import CreditsProjection
@@ -31,6 +31,16 @@ SERVICE_CREDS: list[Path | None] = [None]
 """The service role's credentials on the package's nats-server (set by its fixture)."""
 
 
+class AsStored:
+    """No key store in these tests: every field is shown as stored (their events are clear text)."""
+
+    async def builtins(self, value: Any) -> Any:
+        return value
+
+    async def text(self, value: str) -> str:
+        return value
+
+
 @asynccontextmanager
 async def running(
     store: JetStreamEventStore, url: str, **options: Any
@@ -40,7 +50,8 @@ async def running(
     service = QueryService(projections, store)
     server = store.nc.connected_url
     assert server is not None
-    broker = build_query_broker(server.geturl(), service, creds=SERVICE_CREDS[0])
+    answers = RevealingAnswers(service, AsStored(), AsStored())
+    broker = build_query_broker(server.geturl(), answers, creds=SERVICE_CREDS[0])
     await broker.start()
     try:
         await wait_until_answering(store.nc, LAST_SUBSCRIBED)

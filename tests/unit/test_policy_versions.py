@@ -20,6 +20,7 @@ from contracts.commands import (
     DeclineInMail,
     DeliverScheduledInMail,
     EndBulkSuspension,
+    EraseMember,
     MarkInMailRead,
     RecordReply,
     RefreshCredits,
@@ -30,6 +31,7 @@ from contracts.commands import (
     UpdatePreferences,
 )
 from contracts.events import EVENT_TYPES, EventSkipped, InMailScheduled, InMailSent, ResponseRateAssessed
+from contracts.personal import token
 from contracts.policy import POLICY_V1, Policy
 from tests.unit.history import History, day
 
@@ -46,7 +48,7 @@ def _register(member_id: str, tier: str) -> RegisterMember:
     return RegisterMember(
         command_id=f"reg-{member_id}",
         member_id=member_id,
-        display_name=member_id.title(),
+        display_name=token(member_id, "display_name", "c2VhbGVk"),  # as recorded since encryption
         email=f"{member_id}@example.com",
         tier=tier,  # type: ignore[arg-type]
     )
@@ -118,6 +120,7 @@ def every_kind_of_decision(rules: Policy) -> History:
          day(44))
     h.do(EndBulkSuspension(command_id="unsuspend", member_id="r", since=datetime(2026, 2, 18, tzinfo=UTC)),
          day(58))
+    h.do(EraseMember(command_id="erase", member_id="c4"), day(59))
     return h
 
 

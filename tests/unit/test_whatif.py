@@ -17,7 +17,8 @@ from contracts.commands import (
     RegisterMember,
     SendInMail,
 )
-from contracts.events import AnyEvent, InMailSent
+from contracts.events import AnyEvent, InMailScheduled, InMailSent
+from contracts.personal import PERSONAL_FIELDS, PLAN_FIELDS, is_sealed, token
 from contracts.policy import POLICY_V1, Policy
 from contracts.types import Tier
 from contracts.whatif import Compared, MemberDifference, StageCompared
@@ -226,3 +227,23 @@ def test_the_json_report_has_exactly_the_shape_of_contract_section_10() -> None:
         "recorded": {"ok": 2, "warned": 0, "suspended": 0},
         "whatif": {"ok": 2, "warned": 0, "suspended": 0},
     }
+
+
+def _sealed(event: AnyEvent) -> AnyEvent:
+    """The event as the service records it since encryption: its texts as tokens longer than any limit."""
+    fields = PERSONAL_FIELDS.get(type(event).__name__, ())
+    texts: dict[str, object] = {
+        name: token(getattr(event, owner), field, "A" * 3_000) for name, field, owner in fields
+    }
+    if isinstance(event, InMailSent | InMailScheduled) and (plan := event.automated_follow_up) is not None:
+        sealed = {name: token(event.sender_id, field, "B" * 3_000) for name, field in PLAN_FIELDS}
+        texts["automated_follow_up"] = msgspec.structs.replace(plan, **sealed)
+    return msgspec.structs.replace(event, **texts) if texts else event
+
+
+def test_sealed_texts_are_decided_as_stand_ins_not_refused_as_too_long() -> None:
+    recorded = [(seq, _sealed(event)) for seq, event in every_kind_of_decision(POLICY_V1).recorded]
+    assert any(isinstance(event, InMailSent) and is_sealed(event.body) for _, event in recorded)
+    report = whatif(POLICY_V1, recorded).report()
+    assert report.members == []
+    assert report.total.refused.recorded == report.total.refused.whatif == 0

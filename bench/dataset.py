@@ -83,9 +83,11 @@ async def _generate(directory: Path, members: int, months: int, seed: int, progr
     with nats_server(directory / "nats", "relaxed") as server:
         store_url = f"sqlite:///{work / 'unused-readmodels.db'}"
         work.mkdir(parents=True, exist_ok=True)
+        # The members' data keys (section 11) are wrapped by the key in datakeys/: kept with the
+        # dataset, so that a service on a copy of it opens them as the one that wrote them.
         service = ServiceProcess(
             server.url, store_url, trust_client_time=True, creds=server.creds("service"),
-            log_path=work / "service.log",
+            key_dir=directory / "datakeys", log_path=work / "service.log",
         )  # fmt: skip
         with service:
             started = time.perf_counter()
@@ -144,10 +146,18 @@ def served_copy(directory: Path, setting: str, scratch: Path | None = None) -> I
     with tempfile.TemporaryDirectory(prefix=f"bench-dataset-{setting}-", dir=scratch) as tmp:
         copy = Path(tmp) / "nats"
         shutil.copytree(directory / "nats" / "jetstream", copy / "jetstream")
-        # The streams belong to the dataset's account: its keys come along.
+        # The streams belong to the dataset's account: its keys come along, and so does the
+        # folder of the key that wraps the members' data keys (``key_dir``).
         shutil.copytree(directory / "nats-auth", Path(tmp) / "nats-auth")
+        if (directory / "datakeys").exists():
+            shutil.copytree(directory / "datakeys", Path(tmp) / "datakeys")
         with nats_server(copy, setting) as server:
             yield server
+
+
+def key_dir(server: EmbeddedNatsServer) -> Path:
+    """The key folder of the dataset copy ``server`` serves (``served_copy``)."""
+    return server.settings.data_dir.parent / "datakeys"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -124,7 +124,10 @@ class GrowthResult:
 
 
 def _service(server: EmbeddedNatsServer, store: str, tmp: Path) -> ServiceProcess:
-    return ServiceProcess(server.url, store, creds=server.creds("service"), log_path=tmp / "service.log")
+    return ServiceProcess(
+        server.url, store, creds=server.creds("service"), key_dir=dataset.key_dir(server),
+        log_path=tmp / "service.log",
+    )  # fmt: skip
 
 
 async def _client(server: EmbeddedNatsServer) -> InMailClient:
@@ -154,6 +157,7 @@ async def measure_sizes(
                 server.url,
                 f"sqlite:///{tmp / f'rm-{size.directory}-{setting}.db'}",
                 creds=server.creds("service"),
+                key_dir=dataset.key_dir(server),
                 log_path=tmp / "service.log",
             )
             for size, server in zip(sizes, servers, strict=True)

@@ -79,6 +79,7 @@ class ServiceProcess:
         creds: Path | None = None,
         metrics: bool = True,
         replicas: int = 1,
+        key_dir: Path | None = None,
         log_path: Path | None = None,
         startup_timeout: float = 60.0,
     ) -> None:
@@ -93,6 +94,8 @@ class ServiceProcess:
             self.args.append("--no-metrics")
         if replicas != 1:
             self.args += ["--replicas", str(replicas)]
+        if key_dir is not None:
+            self.args += ["--key-dir", str(key_dir)]
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[str] | None = None
@@ -188,6 +191,7 @@ async def serve(args: argparse.Namespace) -> None:
             cache_size=args.cache_size,
             metrics=not args.no_metrics,
             replicas=args.replicas,
+            key_dir=args.key_dir,
         )
     )
     stop = asyncio.Event()
@@ -213,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-size", type=int, default=200_000, help="member states cached")
     parser.add_argument("--no-metrics", action="store_true", help="record no Prometheus series")
     parser.add_argument("--replicas", type=int, default=1, help="replicas of the stores it creates")
+    parser.add_argument(
+        "--key-dir", type=Path, help="the installation's key folder (default: datakeys beside the store)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(args))

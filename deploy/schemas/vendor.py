@@ -30,6 +30,7 @@ KINDS = (
     "statefulset-apps-v1",
     "deployment-apps-v1",
     "poddisruptionbudget-policy-v1",
+    "persistentvolumeclaim-v1",
 )
 REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(.+)$")
 """A reference to a definition: from a kind's file, or from one definition to another."""

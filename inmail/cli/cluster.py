@@ -79,7 +79,10 @@ async def _up(cluster: LoopbackCluster, data_dir: Path) -> int:
         cluster.stop()
         raise CliError(str(exc)) from exc
     creds = cluster.installation.creds_dir
-    service = f"--nats {cluster.urls} --creds {creds / 'service.creds'} --replicas {len(cluster.nodes)}"
+    service = (
+        f"--nats {cluster.urls} --creds {creds / 'service.creds'} --replicas {len(cluster.nodes)} "
+        f"--key-dir {data_dir / 'datakeys'}"
+    )
     print(
         f"NATS cluster ready: {len(cluster.nodes)} nodes on {cluster.urls} "
         f"(stores in {data_dir / 'nodes'}, credentials in {creds})\n"

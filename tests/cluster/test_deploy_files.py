@@ -42,6 +42,7 @@ KIND_SCHEMAS = {
     ("apps/v1", "StatefulSet"): "statefulset-apps-v1",
     ("apps/v1", "Deployment"): "deployment-apps-v1",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudget-policy-v1",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaim-v1",
 }
 INMAIL_SERVICES = ("commands-1", "commands-2", "read")
 
@@ -180,6 +181,7 @@ async def test_the_compose_processes_run_natively_on_a_cluster_and_become_ready(
         "INMAIL_NATS": cluster.urls,
         "INMAIL_NATS_CREDS": str(cluster.creds("service")),
         "INMAIL_HTTP_HOST": "127.0.0.1",
+        "INMAIL_KEY_DIR": str(tmp_path / "inmail-keys"),  # the shared volume
     }
     ports = {}
     for name in INMAIL_SERVICES:

@@ -48,7 +48,10 @@ class Layout:
     def __init__(
         self, cluster: LoopbackCluster, tmp_path: Path, postgres_url: str, started: list[Serve]
     ) -> None:
-        self.service = ("--nats", cluster.urls, "--creds", str(cluster.creds("service")), "--replicas", "3")
+        self.service = (
+            "--nats", cluster.urls, "--creds", str(cluster.creds("service")), "--replicas", "3",
+            "--key-dir", str(tmp_path / "datakeys"),  # one installation: one key folder
+        )  # fmt: skip
         self.tmp_path = tmp_path
         self.postgres_url = postgres_url
         self.started = started

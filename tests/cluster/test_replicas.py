@@ -27,7 +27,8 @@ async def test_every_store_is_created_with_the_replicas_asked_for_and_another_co
     cluster: LoopbackCluster, tmp_path: Path, processes: list[Serve]
 ) -> None:
     service = str(cluster.creds("service"))
-    flags = ("--nats", cluster.urls, "--creds", service, "--replicas", "3")
+    keys = str(tmp_path / "datakeys")  # one installation: one key folder
+    flags = ("--nats", cluster.urls, "--creds", service, "--replicas", "3", "--key-dir", keys)
     commands = Serve(tmp_path / "commands", *flags, "--role", "commands")
     processes.append(commands)
     await asyncio.to_thread(commands.ready)
@@ -49,7 +50,7 @@ async def test_every_store_is_created_with_the_replicas_asked_for_and_another_co
     leader = await cluster.leader_of(subjects.EVENTS_STREAM)
     cluster.kill(leader)
     seeds = ",".join(node.url for node in sorted(cluster.nodes, key=lambda node: node is not leader))
-    env = {"INMAIL_NATS": seeds, "INMAIL_REPLICAS": "1", "INMAIL_NATS_CREDS": service}
+    env = {"INMAIL_NATS": seeds, "INMAIL_REPLICAS": "1", "INMAIL_NATS_CREDS": service, "INMAIL_KEY_DIR": keys}
     again = _serve_with_env(tmp_path / "again", env, "--role", "commands")
     processes.append(again)
     await asyncio.to_thread(again.ready)

@@ -186,6 +186,23 @@ async def test_the_dashboards_figures_come_from_the_queries(site: httpx.AsyncCli
     assert unknown.status_code == 404 and unknown.json()["code"] == "UNKNOWN_MEMBER"
 
 
+async def test_the_dashboard_shows_an_erased_members_texts_as_erased_and_keeps_the_numbers(
+    site: httpx.AsyncClient, client: Client
+) -> None:
+    sender, recipient, seq = await sent_inmail(client)
+    await client.query("Inbox", member_id=recipient, box="received", min_seq=seq)
+    before = (await site.get(f"/api/members/{recipient}")).json()
+    shown = [(i["subject"], i["sender_name"]) for i in before["latest_received"]]
+    assert shown == [("A role", f"Member {sender}")]
+    erased = await client.ok("EraseMember", member_id=sender)
+    await client.query("Inbox", member_id=recipient, box="received", min_seq=erased["seq"])
+    after = (await site.get(f"/api/members/{recipient}")).json()
+    assert [(i["subject"], i["sender_name"]) for i in after["latest_received"]] == [("[erased]", "[erased]")]
+    assert after["received"] == before["received"]
+    page = json.dumps(after) + (await site.get(f"/api/members/{sender}")).text
+    assert "A role" not in page
+
+
 async def test_a_member_page_lists_the_scheduled_sends_until_they_go_out(
     site: httpx.AsyncClient, client: Client
 ) -> None:

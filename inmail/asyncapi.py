@@ -23,6 +23,7 @@ from contracts import subjects
 from contracts.events import EVENT_TYPES, AnyEvent
 from contracts.notifications import EmailNotification
 from contracts.replies import CommandOk, Failure, QueryOk
+from inmail.generated import generate
 from inmail.routes import ROUTES, Route
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
@@ -171,13 +172,9 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write docs/asyncapi.json (or the path given)."""
+    """Write docs/asyncapi.json (or the path given); ``--check``: exit 1 when it is stale."""
     args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else DOCUMENT
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render())
-    print(f"wrote {target}")
-    return 0
+    return generate(args, DOCUMENT, lambda target: {target: render().encode()}, "python -m inmail.asyncapi")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from contracts.commands import Command
 from contracts.notifications import EmailNotification
 from contracts.policy import POLICIES, encode_policy, policy_schema
 from contracts.replies import ERROR_MEANINGS, CommandOk, ErrorCode, Failure, QueryOk
+from inmail.generated import generate
 from inmail.reference.rules import command_line, policy
 from inmail.reference.structs import anchor, doc, fields_table, named_types, nested_structs
 from inmail.routes import (
@@ -220,13 +221,12 @@ def policy_documents() -> dict[str, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write docs/reference.md (or the path given) and, beside it, the policy documents."""
+    """Write docs/reference.md (or the path given) and, beside it, the policy documents;
+    ``--check``: write nothing, exit 1 when one is stale."""
     args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else DOCUMENT
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render())
-    print(f"wrote {target}")
-    for name, document in policy_documents().items():
-        (target.parent / name).write_bytes(document)
-        print(f"wrote {target.parent / name}")
-    return 0
+    return generate(args, DOCUMENT, _documents, "python -m inmail.reference")
+
+
+def _documents(target: Path) -> dict[Path, bytes]:
+    policies = {target.parent / name: document for name, document in policy_documents().items()}
+    return {target: render().encode()} | policies

@@ -114,23 +114,7 @@ def evolve(view: InboxView, seq: int, event: Event) -> None:
             _sent(view, seq, event)
         case InMailScheduled():
             due = to_us(event.send_at)
-            view.create(event.inmail_id, InMailRow(
-                inmail_id=event.inmail_id,
-                seq=seq,
-                sender_id=event.sender_id,
-                recipient_id=event.recipient_id,
-                subject=event.subject,
-                body=event.body,
-                kind=event.kind,
-                template_id=event.template_id,
-                free_reason=event.free_reason,
-                follow_up_of=event.follow_up_of,
-                charged=int(event.charged),
-                refunded=0,
-                status="scheduled",
-                sent_at=due,
-                scheduled_for=due,
-            ), "scheduled")
+            view.create(event.inmail_id, _row(event, seq, "scheduled", due, scheduled_for=due), "scheduled")
         case ScheduledInMailCancelled():
             if (row := view.existing(event.inmail_id, event)) is not None:
                 row.status, row.cancelled_reason = "cancelled", event.reason
@@ -175,22 +159,7 @@ def _sent(view: InboxView, seq: int, event: InMailSent) -> None:
             row.status, row.seq, row.sent_at = "sent", seq, sent_at
             row.charged, row.free_reason = int(event.charged), event.free_reason
     else:
-        view.create(event.inmail_id, InMailRow(
-            inmail_id=event.inmail_id,
-            seq=seq,
-            sender_id=event.sender_id,
-            recipient_id=event.recipient_id,
-            subject=event.subject,
-            body=event.body,
-            kind=event.kind,
-            template_id=event.template_id,
-            free_reason=event.free_reason,
-            follow_up_of=event.follow_up_of,
-            charged=int(event.charged),
-            refunded=0,
-            status="sent",
-            sent_at=sent_at,
-        ), "sent")
+        view.create(event.inmail_id, _row(event, seq, "sent", sent_at), "sent")
     plan = event.automated_follow_up
     if plan is not None:
         due = to_us(event.occurred_at + timedelta(days=plan.after_days))
@@ -211,6 +180,29 @@ def _sent(view: InboxView, seq: int, event: InMailSent) -> None:
             sent_at=due,
             scheduled_for=due,
         ), "planned")
+
+
+def _row(
+    event: InMailSent | InMailScheduled, seq: int, status: str, sent_at: int, scheduled_for: int | None = None
+) -> InMailRow:
+    """The row of an InMail as its sending or scheduling records it."""
+    return InMailRow(
+        inmail_id=event.inmail_id,
+        seq=seq,
+        sender_id=event.sender_id,
+        recipient_id=event.recipient_id,
+        subject=event.subject,
+        body=event.body,
+        kind=event.kind,
+        template_id=event.template_id,
+        free_reason=event.free_reason,
+        follow_up_of=event.follow_up_of,
+        charged=int(event.charged),
+        refunded=0,
+        status=status,
+        sent_at=sent_at,
+        scheduled_for=scheduled_for,
+    )
 
 
 class InboxProjection(Projection):

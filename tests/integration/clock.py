@@ -36,3 +36,8 @@ SHIFTS: dict[str, timedelta] = {
 
 at_any_time = pytest.mark.parametrize("clock", list(SHIFTS.values()), ids=list(SHIFTS), indirect=True)
 """Run the test with its ``clock`` fixture at each of ``SHIFTS``."""
+
+
+def at(moment: datetime) -> str:
+    """A time as a command carries it (``occurred_at``, ``send_at``): ISO 8601 in UTC, with ``Z``."""
+    return moment.isoformat().replace("+00:00", "Z")

@@ -23,6 +23,7 @@ from inmail.ops.verify import differences
 from inmail.streams import notifications_stream
 from services.due.notifier import WATERMARK_KEY
 from services.monthly_refresh import BUCKET
+from tests.integration.clock import at
 from tests.integration.service_env import (
     Client,
     client_for,
@@ -34,10 +35,6 @@ from tests.integration.service_env import (
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-def at(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture(scope="module")

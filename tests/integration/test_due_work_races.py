@@ -17,6 +17,7 @@ import pytest
 from contracts import subjects
 from inmail.natsserver import EmbeddedNatsServer, NatsServerSettings
 from inmail.ops.verify import differences
+from tests.integration.clock import at
 from tests.integration.service_env import (
     Client,
     client_for,
@@ -29,10 +30,6 @@ from tests.integration.test_service_crash import start_service, until_answered
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-
-
-def at(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,10 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 class Serve:
     """One ``inmail serve`` process in a session of its own, its stderr in a log file."""
 
-    def __init__(self, data_dir: Path, *args: str, log_name: str = "serve.log") -> None:
+    def __init__(
+        self, data_dir: Path, *args: str, log_name: str = "serve.log", env: dict[str, str] | None = None
+    ) -> None:
+        """``env``: variables set for this process on top of the test's (``INMAIL_*`` flags)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}-{log_name}"
@@ -41,6 +44,7 @@ class Serve:
                 stderr=log,
                 text=True,
                 start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
             )
 
     @property

@@ -193,7 +193,7 @@ async def test_the_compose_processes_run_natively_on_a_cluster_and_become_ready(
         env["INMAIL_HTTP_PORT"] = str(ports[name])
         command = service["command"]
         assert command[0] == "serve"
-        serve = _serve_with(env, tmp_path / name, *command[1:])
+        serve = Serve(tmp_path / name, *command[1:], env=env)
         processes.append(serve)
         await asyncio.to_thread(serve.ready)
     async with httpx.AsyncClient() as http:
@@ -207,16 +207,3 @@ async def test_the_compose_processes_run_natively_on_a_cluster_and_become_ready(
             assert answer.status_code == 200, (name, answer.text)
     info = await cluster.stream_info("INMAIL_EVENTS")
     assert info.config.num_replicas == 3
-
-
-def _serve_with(env: dict[str, str], data_dir: Path, *args: str) -> Serve:
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        return Serve(data_dir, *args)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value

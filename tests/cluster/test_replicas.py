@@ -4,7 +4,6 @@ and left alone, and an append whose acknowledgement was lost is resolved by its 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from pathlib import Path
 
@@ -51,26 +50,13 @@ async def test_every_store_is_created_with_the_replicas_asked_for_and_another_co
     cluster.kill(leader)
     seeds = ",".join(node.url for node in sorted(cluster.nodes, key=lambda node: node is not leader))
     env = {"INMAIL_NATS": seeds, "INMAIL_REPLICAS": "1", "INMAIL_NATS_CREDS": service, "INMAIL_KEY_DIR": keys}
-    again = _serve_with_env(tmp_path / "again", env, "--role", "commands")
+    again = Serve(tmp_path / "again", "--role", "commands", env=env)
     processes.append(again)
     await asyncio.to_thread(again.ready)
     reported = [line for line in again.log().splitlines() if "where --replicas asks for 1" in line]
     for store in STORES:
         assert sum(store.name in line for line in reported) == 1, (store, reported)
         assert (await cluster.stream_info(store.stream)).config.num_replicas == 3
-
-
-def _serve_with_env(data_dir: Path, env: dict[str, str], *args: str) -> Serve:
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        return Serve(data_dir, *args)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = value
 
 
 class AckLostOnce(JetStreamEventStore):

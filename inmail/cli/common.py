@@ -81,6 +81,18 @@ def data_dir_option(
     )
 
 
+def connection_options(log_level: str = "warning") -> Callable[[F], F]:
+    """What every command that talks to a running service takes: ``--nats``, ``--creds``,
+    ``--data-dir`` (whose ``creds/`` hold the default credentials) and ``--log-level``."""
+
+    def decorate(command: F) -> F:
+        for option in (log_level_option(log_level), data_dir_option(), creds_option(), nats_option()):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def creds_for(given: Path | None, data_dir: Path, role: str) -> Path | None:
     """``--creds`` when given, else ``DIR/creds/<role>.creds`` when it exists, else none."""
     if given is not None:

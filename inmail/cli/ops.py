@@ -13,11 +13,8 @@ from eventstore import NatsUnreachable
 from inmail.cli.common import (
     CONTEXT_SETTINGS,
     CliError,
+    connection_options,
     creds_for,
-    creds_option,
-    data_dir_option,
-    log_level_option,
-    nats_option,
     nats_url,
     positive,
     run,
@@ -53,10 +50,7 @@ def operate(operation: Coroutine[Any, Any, int | None], log_level: str) -> int:
     help="confirm rebuilding from a stream other than the one the read models followed (deleted and "
     "created again, purged): what they hold of the old one is then gone",
 )
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def replay_command(
     names: tuple[str, ...],
     from_seq: int,
@@ -82,10 +76,7 @@ def replay_command(
 
 
 @click.command("status", context_settings=CONTEXT_SETTINGS)
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def status_command(nats_url: str | None, creds: Path | None, data_dir: Path, log_level: str) -> int:
     """Stream size and sequence, each projection's position and lag; exit 1 when not healthy."""
     from inmail.ops.status import status
@@ -94,10 +85,7 @@ def status_command(nats_url: str | None, creds: Path | None, data_dir: Path, log
 
 
 @click.command("verify", context_settings=CONTEXT_SETTINGS)
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def verify_command(nats_url: str | None, creds: Path | None, data_dir: Path, log_level: str) -> int:
     """Recompute balances and counts from the events and compare them with the read models.
 
@@ -112,10 +100,7 @@ def verify_command(nats_url: str | None, creds: Path | None, data_dir: Path, log
 @click.option("--member", metavar="ID", help="only events concerning this member")
 @FROM_SEQ
 @click.option("--follow", is_flag=True, help="keep printing new events")
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def events_command(
     member: str | None,
     from_seq: int,
@@ -141,10 +126,7 @@ def _url(given: str | None) -> str:
 @click.command("backup", context_settings=CONTEXT_SETTINGS)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def backup_command(
     file: Path, no_progress: bool, nats_url: str | None, creds: Path | None, data_dir: Path, log_level: str
 ) -> int:
@@ -168,10 +150,7 @@ def backup_command(
     help="restore into DATA_DIR's embedded server (started for it; serve must not run on the folder)",
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def restore_command(
     file: Path,
     embedded: bool,

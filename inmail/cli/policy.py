@@ -11,11 +11,8 @@ import click
 from inmail.cli.common import (
     CONTEXT_SETTINGS,
     CliError,
+    connection_options,
     creds_for,
-    creds_option,
-    data_dir_option,
-    log_level_option,
-    nats_option,
 )
 from inmail.cli.common import nats_url as nats_url_of
 from inmail.cli.ops import operate
@@ -85,10 +82,7 @@ def check_command(file: Path) -> int:
 @click.option("--member", metavar="ID", help="report on this member only (the whole history is replayed)")
 @click.option("--json", "as_json", is_flag=True, help='print {"members": [...], "total": {...}} as JSON')
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def whatif_command(
     policy_file: Path,
     member: str | None,

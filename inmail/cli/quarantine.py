@@ -9,11 +9,8 @@ import click
 
 from inmail.cli.common import (
     CONTEXT_SETTINGS,
+    connection_options,
     creds_for,
-    creds_option,
-    data_dir_option,
-    log_level_option,
-    nats_option,
     nats_url,
 )
 from inmail.cli.ops import operate
@@ -25,10 +22,7 @@ def quarantine_command() -> None:
 
 
 @quarantine_command.command("list", context_settings=CONTEXT_SETTINGS)
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def list_command(nats_url: str | None, creds: Path | None, data_dir: Path, log_level: str) -> int:
     """One line per quarantined event not resolved yet: its sequence, subject and error."""
     from inmail.ops.quarantine import quarantined
@@ -46,10 +40,7 @@ def list_command(nats_url: str | None, creds: Path | None, data_dir: Path, log_l
 )
 @click.option("--reason", default="skipped by an operator", show_default=True, help="recorded with the skip")
 @click.option("--operator", metavar="NAME", help="who decides, recorded with the skip (default: your login)")
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def resolve_command(
     seq: int,
     skip: bool,

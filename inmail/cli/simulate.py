@@ -10,11 +10,8 @@ import click
 from inmail.cli.common import (
     CONTEXT_SETTINGS,
     CliError,
+    connection_options,
     creds_for,
-    creds_option,
-    data_dir_option,
-    log_level_option,
-    nats_option,
     nats_url,
     run,
 )
@@ -63,10 +60,7 @@ def _month_rule() -> re.Pattern[str]:
     help="prefix of every id the run creates, so runs never collide (default: random)",
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-@nats_option()
-@creds_option()
-@data_dir_option()
-@log_level_option("warning")
+@connection_options()
 def simulate_command(
     members: int,
     months: int,
